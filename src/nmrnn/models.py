@@ -1,0 +1,326 @@
+"""The recurrent models of the paper as flax modules: NM-RNN, linear symmetric NM-RNN, LR-RNN,
+vanilla RNN and LSTM.
+
+Each module declares its parameters (collection ``params``) and its fixed initial state (collection
+``constants``; never trained) with the initialisations of SPEC §1, and runs a trial batch
+``inputs: (batch, time, U)`` through a ``lax.scan`` over time. ``apply`` returns a dict of
+trajectories, each ``(batch, time, ·)``: always ``y`` (outputs), plus ``x`` (fast state), ``z``
+(neuromodulatory state) and ``s`` (gains) for NM-RNNs, ``x`` for the low-rank and vanilla RNNs,
+``h`` and ``c`` for the LSTM.
+
+Symbols follow the paper: L, R (N×K) the low-rank factors, s (K) the neuromodulatory gains, z (M) the
+neuromodulatory state, τx and τz the time constants, φ = tanh. Euler steps of dt = 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nmrnn.lowrank import low_rank_factors
+
+Array = jax.Array
+
+ARCHITECTURES = ("nmrnn", "linear_nmrnn", "lrrnn", "vanilla", "lstm")
+
+
+def _normal(scale: float):
+    """Initialiser drawing N(0, scale²) entries."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return scale * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def _initial_state(module: nn.Module, name: str, size: int, random: bool) -> Array:
+    """Fixed initial state: 0.1·1, or N(0, I/size) drawn once per run (EFT)."""
+    if random:
+        var = module.variable(
+            "constants",
+            name,
+            lambda: jax.random.normal(module.make_rng("params"), (size,)) / jnp.sqrt(size),
+        )
+    else:
+        var = module.variable("constants", name, lambda: jnp.full((size,), 0.1, jnp.float32))
+    return var.value
+
+
+def _time_major(a: Array) -> Array:
+    return jnp.swapaxes(a, 0, 1)
+
+
+def _batch_major(tree):
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), tree)
+
+
+class NMRNN(nn.Module):
+    """Neuromodulated low-rank RNN (SPEC §1).
+
+    z_t = (1 - 1/τz) z_{t-1} + (1/τz)[W_z φ(z_{t-1}) + B_z u_t (+ W_zx φ(x_{t-1}) + b_zx)]
+    s_t = σ(A_z z_t + b_z)
+    x_t = (1 - 1/τx) x_{t-1} + (1/τx)[g L diag(s_t) Rᵀ φ(x_{t-1}) + B_x u_t]
+    y_t = C x_t + d
+
+    Attributes:
+        N, M, K, O: sizes of x, z, s and y.
+        tau_x, tau_z: time constants, in steps.
+        normalisation: ``"qr"`` (L → orthonormal Q of its reduced QR, g = 1) or ``"inv_n"``
+            (raw L, g = 1/N).
+        x_inputs: if set, only the first ``x_inputs`` input channels drive x (context routing:
+            the remaining channels reach z only). ``None``: every channel drives x and z.
+        feedback: add the x→z path W_zx φ(x) + b_zx (Element Finder Task).
+        readout_bias: include d.
+        init_scheme: ``"default"`` (MWG, multitask) or ``"eft"`` (the feedback model's scaling,
+            SPEC §1); ``"eft"`` also draws x_0, z_0 at random once per run.
+        linear: use φ(x) = x and R = L = Q in the x update (the linear symmetric NM-RNN of the theory).
+    """
+
+    N: int
+    M: int
+    K: int
+    O: int
+    tau_x: float = 10.0
+    tau_z: float = 100.0
+    normalisation: str = "qr"
+    x_inputs: int | None = None
+    feedback: bool = False
+    readout_bias: bool = True
+    init_scheme: str = "default"
+    linear: bool = False
+
+    PARAM_GROUPS = {
+        "lowrank": ("L", "R", "B_x", "C", "d"),
+        "neuromod": ("W_z", "B_z", "A_z", "b_z", "W_zx", "b_zx"),
+        "inputs": ("B_x", "B_z"),
+    }
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: Array,
+        s_override: Array | None = None,
+        s_override_mask: Array | None = None,
+    ) -> dict[str, Array]:
+        """Run a batch of trials.
+
+        Args:
+            inputs: (batch, time, U).
+            s_override: optional (batch, time, K) gains that replace s_k wherever
+                ``s_override_mask[k]`` is true (ablations of Fig. 3F).
+            s_override_mask: (K,) bool.
+
+        Returns:
+            dict with y (batch, time, O), x (batch, time, N), z (batch, time, M), s (batch, time, K).
+        """
+        N, M, K, O = self.N, self.M, self.K, self.O
+        U = inputs.shape[-1]
+        Ux = U if self.x_inputs is None else self.x_inputs
+        eft = self.init_scheme == "eft"
+        if self.init_scheme not in ("default", "eft"):
+            raise ValueError(f"unknown init_scheme {self.init_scheme!r} (use 'default' or 'eft')")
+
+        lr_scale = 1.0 / jnp.sqrt(K) if eft else 1.0
+        nm_scale_w = 1.0 / jnp.sqrt(M) if eft else 0.1
+        nm_scale_b = 1.0 / jnp.sqrt(K) if eft else 0.1
+        L = self.param("L", _normal(lr_scale), (N, K))
+        R = self.param("R", _normal(lr_scale), (N, K))
+        B_x = self.param("B_x", _normal(1.0 / jnp.sqrt(Ux)), (N, Ux))
+        B_z = self.param("B_z", _normal(1.0 / jnp.sqrt(U)), (M, U))
+        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
+        d = (
+            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
+            if self.readout_bias
+            else jnp.zeros((O,), jnp.float32)
+        )
+        W_z = self.param("W_z", _normal(nm_scale_w), (M, M))
+        A_z = self.param("A_z", _normal(nm_scale_w), (K, M))
+        b_z = self.param("b_z", _normal(nm_scale_b), (K,))
+        if self.feedback:
+            W_zx = self.param("W_zx", _normal(1.0 / jnp.sqrt(N)), (M, N))
+            b_zx = self.param("b_zx", _normal(1.0 / jnp.sqrt(M)), (M,))
+        x0 = _initial_state(self, "x0", N, random=eft)
+        z0 = _initial_state(self, "z0", M, random=eft)
+
+        if self.linear:
+            Q = low_rank_factors(L, "qr")
+            left, right, gain = Q, Q, 1.0
+        else:
+            left = low_rank_factors(L, self.normalisation)
+            right = R
+            gain = 1.0 / N if self.normalisation == "inv_n" else 1.0
+        phi = (lambda v: v) if self.linear else jnp.tanh
+
+        # Input projections do not depend on the state: compute them for all steps at once.
+        drive_x = _time_major(inputs[..., :Ux] @ B_x.T)
+        drive_z = _time_major(inputs @ B_z.T)
+        if self.feedback:
+            drive_z = drive_z + b_zx
+        batch = inputs.shape[0]
+        if s_override is None:
+            override = jnp.zeros((inputs.shape[1], batch, K), jnp.float32)
+            omask = jnp.zeros((K,), bool)
+        else:
+            override = _time_major(s_override)
+            omask = jnp.asarray(s_override_mask, bool)
+
+        ax, az = 1.0 / self.tau_x, 1.0 / self.tau_z
+
+        def step(carry, xs):
+            x, z = carry
+            dx, dz, s_fix = xs
+            rec_z = jnp.tanh(z) @ W_z.T + dz
+            if self.feedback:
+                rec_z = rec_z + jnp.tanh(x) @ W_zx.T
+            z = (1.0 - az) * z + az * rec_z
+            s = jax.nn.sigmoid(z @ A_z.T + b_z)
+            s = jnp.where(omask, s_fix, s)
+            x = (1.0 - ax) * x + ax * (gain * ((phi(x) @ right) * s) @ left.T + dx)
+            return (x, z), (x, z, s)
+
+        init = (jnp.broadcast_to(x0, (batch, N)), jnp.broadcast_to(z0, (batch, M)))
+        _, (xs, zs, ss) = jax.lax.scan(step, init, (drive_x, drive_z, override))
+        xs, zs, ss = _batch_major((xs, zs, ss))
+        return {"y": xs @ C.T + d, "x": xs, "z": zs, "s": ss}
+
+
+def LinearNMRNN(N: int, M: int, K: int, O: int, **kwargs: Any) -> NMRNN:
+    """The linear symmetric NM-RNN of Section 3: φ(x) = x in the x update, R = L = QR(L)."""
+    return NMRNN(N=N, M=M, K=K, O=O, linear=True, **kwargs)
+
+
+class LRRNN(nn.Module):
+    """Low-rank RNN: the NM-RNN with s ≡ 1 and no z.
+
+    x_t = (1 - 1/τ) x_{t-1} + (1/τ)[g L Rᵀ φ(x_{t-1}) + B u_t],  y_t = C x_t + d
+    """
+
+    N: int
+    K: int
+    O: int
+    tau_x: float = 10.0
+    normalisation: str = "qr"
+    readout_bias: bool = True
+    init_scheme: str = "default"
+
+    PARAM_GROUPS = {"lowrank": ("L", "R", "B", "C", "d"), "inputs": ("B",)}
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """inputs: (batch, time, U) → dict with y (batch, time, O), x (batch, time, N)."""
+        N, K, O = self.N, self.K, self.O
+        U = inputs.shape[-1]
+        eft = self.init_scheme == "eft"
+        lr_scale = 1.0 / jnp.sqrt(K) if eft else 1.0
+        L = self.param("L", _normal(lr_scale), (N, K))
+        R = self.param("R", _normal(lr_scale), (N, K))
+        B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
+        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
+        d = (
+            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
+            if self.readout_bias
+            else jnp.zeros((O,), jnp.float32)
+        )
+        x0 = _initial_state(self, "x0", N, random=eft)
+        left = low_rank_factors(L, self.normalisation)
+        gain = 1.0 / N if self.normalisation == "inv_n" else 1.0
+        a = 1.0 / self.tau_x
+        drive = _time_major(inputs @ B.T)
+
+        def step(x, dx):
+            x = (1.0 - a) * x + a * (gain * (jnp.tanh(x) @ R) @ left.T + dx)
+            return x, x
+
+        _, xs = jax.lax.scan(step, jnp.broadcast_to(x0, (inputs.shape[0], N)), drive)
+        xs = _batch_major(xs)
+        return {"y": xs @ C.T + d, "x": xs}
+
+
+class VanillaRNN(nn.Module):
+    """Leaky vanilla RNN: x_t = (1 - 1/τ) x_{t-1} + (1/τ)[(1/N) W φ(x_{t-1}) + B u_t], y = C x + d."""
+
+    N: int
+    O: int
+    tau_x: float = 10.0
+    readout_bias: bool = True
+    init_scheme: str = "default"
+
+    PARAM_GROUPS = {"inputs": ("B",)}
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """inputs: (batch, time, U) → dict with y (batch, time, O), x (batch, time, N)."""
+        N, O = self.N, self.O
+        U = inputs.shape[-1]
+        W = self.param("W", _normal(1.0), (N, N))
+        B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
+        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
+        d = (
+            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
+            if self.readout_bias
+            else jnp.zeros((O,), jnp.float32)
+        )
+        x0 = _initial_state(self, "x0", N, random=self.init_scheme == "eft")
+        a = 1.0 / self.tau_x
+        drive = _time_major(inputs @ B.T)
+
+        def step(x, dx):
+            x = (1.0 - a) * x + a * ((jnp.tanh(x) @ W.T) / N + dx)
+            return x, x
+
+        _, xs = jax.lax.scan(step, jnp.broadcast_to(x0, (inputs.shape[0], N)), drive)
+        xs = _batch_major(xs)
+        return {"y": xs @ C.T + d, "x": xs}
+
+
+LSTM_GATES = ("i", "f", "g", "o")
+
+
+class LSTM(nn.Module):
+    """Standard LSTM without peepholes; readout y = C h (no bias).
+
+    i, f, o = σ(Wx_· u + Wh_· h + b_·), g = tanh(Wx_g u + Wh_g h + b_g),
+    c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c').
+    """
+
+    N: int
+    O: int
+    init_scheme: str = "default"
+
+    PARAM_GROUPS = {"inputs": tuple(f"Wx_{g}" for g in LSTM_GATES)}
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """inputs: (batch, time, U) → dict with y (batch, time, O), h and c (batch, time, N)."""
+        N, O = self.N, self.O
+        U = inputs.shape[-1]
+        Wx = {g: self.param(f"Wx_{g}", _normal(1.0 / jnp.sqrt(U)), (N, U)) for g in LSTM_GATES}
+        Wh = {g: self.param(f"Wh_{g}", _normal(1.0 / jnp.sqrt(N)), (N, N)) for g in LSTM_GATES}
+        b = {g: self.param(f"b_{g}", _normal(1.0 / jnp.sqrt(N)), (N,)) for g in LSTM_GATES}
+        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
+        random = self.init_scheme == "eft"
+        h0 = _initial_state(self, "h0", N, random=random)
+        c0 = _initial_state(self, "c0", N, random=random)
+
+        # One stacked matrix per path keeps the time loop to a single product per step.
+        Wx_all = jnp.concatenate([Wx[g] for g in LSTM_GATES], axis=0)  # (4N, U)
+        Wh_all = jnp.concatenate([Wh[g] for g in LSTM_GATES], axis=0)  # (4N, N)
+        b_all = jnp.concatenate([b[g] for g in LSTM_GATES])
+        drive = _time_major(inputs @ Wx_all.T + b_all)
+
+        def step(carry, pre_in):
+            h, c = carry
+            pre = pre_in + h @ Wh_all.T
+            i, f, g, o = jnp.split(pre, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), (h, c)
+
+        batch = inputs.shape[0]
+        init = (jnp.broadcast_to(h0, (batch, N)), jnp.broadcast_to(c0, (batch, N)))
+        _, (hs, cs) = jax.lax.scan(step, init, drive)
+        hs, cs = _batch_major((hs, cs))
+        return {"y": hs @ C.T, "h": hs, "c": cs}

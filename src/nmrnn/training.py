@@ -1,0 +1,346 @@
+"""One training engine for every model, task and protocol of the paper.
+
+S seeds train together as a leading ``vmap`` axis of one jitted program. Steps run in jitted chunks
+(``lax.scan``); after each chunk the engine prints a progress line, checks the losses for NaN/inf and
+writes a checkpoint, so a killed run resumes where it stopped and ends bit-identical to an
+uninterrupted one (every random draw is keyed by (seed, step), never by how the run was split).
+Staged protocols (train the low-rank part, then the neuromodulatory part, then everything) are
+optax masks over named parameter groups, not separate loops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nmrnn.architectures import parameter_groups
+from nmrnn.tasks.common import TaskData, masked_mse
+
+Array = jax.Array
+BatchFn = Callable[[Any, Array], TaskData]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the seed and the step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One phase of a protocol: which parameter group trains, for how many steps, at which rate.
+
+    ``trainable`` is ``"all"`` or a group of the model's ``PARAM_GROUPS`` (``"lowrank"``,
+    ``"neuromod"``, ``"inputs"``).
+    """
+
+    name: str
+    trainable: str
+    steps: int
+    learning_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """Optimizer settings (SPEC §3).
+
+    ``kind="clip_adamw"``: clip each gradient element to ±clip, then AdamW(weight_decay).
+    ``kind="adam"``: plain Adam with ``eps`` (EFT). ``reset_every``: re-initialise the optimizer
+    state every that many steps of a stage (the authors' loop did this every 1000 steps;
+    ``None`` keeps it, the default).
+    """
+
+    kind: str = "clip_adamw"
+    clip: float = 1.0
+    weight_decay: float = 1e-4
+    eps: float = 1e-8
+    reset_every: int | None = None
+
+    def make(self, learning_rate: float) -> optax.GradientTransformation:
+        if self.kind == "clip_adamw":
+            return optax.chain(
+                optax.clip(self.clip),
+                optax.adamw(learning_rate, eps=self.eps, weight_decay=self.weight_decay),
+            )
+        if self.kind == "adam":
+            return optax.adam(learning_rate, eps=self.eps)
+        raise ValueError(f"unknown optimizer kind {self.kind!r} (use 'clip_adamw' or 'adam')")
+
+
+class TrainResult(NamedTuple):
+    variables: dict        # final variables, every leaf with a leading seed axis (S, ...)
+    losses: np.ndarray     # (S, total_steps) training loss per step
+    wall_s: float          # wall time of this call, compile included
+    compile_s: float       # seconds spent compiling (ahead of time, once per stage and chunk length)
+    resumed_from: int      # step the run resumed from (0 for a fresh run)
+
+
+def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) -> dict:
+    """Bool tree over ``params``: True for the parameters of group ``trainable`` (or ``"all"``)."""
+    if trainable == "all":
+        return jax.tree.map(lambda _: True, params)
+    groups = parameter_groups(model)
+    if trainable not in groups:
+        raise ValueError(
+            f"model {type(model).__name__} has no parameter group {trainable!r}; "
+            f"it has {sorted(groups) + ['all']}"
+        )
+    names = set(groups[trainable])
+    return {k: jax.tree.map(lambda _, k=k: k in names, v) for k, v in params.items()}
+
+
+def count_trainable(model: nn.Module, params: Mapping[str, Any], trainable: str) -> int:
+    """How many numbers a stage with ``trainable`` updates (per seed, if params are unstacked)."""
+    mask = trainable_mask(model, params, trainable)
+    return int(sum(p.size for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m))
+
+
+def _masked(tx: optax.GradientTransformation, mask: dict) -> optax.GradientTransformation:
+    labels = jax.tree.map(lambda m: "train" if m else "freeze", mask)
+    return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+
+
+def loss_fn(model: nn.Module) -> Callable[[dict, dict, TaskData], Array]:
+    """Masked MSE of the model's outputs on a batch, as a function of (params, constants, batch)."""
+
+    def loss(params, constants, batch: TaskData):
+        outputs = model.apply({"params": params, "constants": constants}, batch.inputs)["y"]
+        return masked_mse(outputs, batch.targets, batch.mask)
+
+    return loss
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+    leaves = jax.tree.leaves(tree)
+    return {f"{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+
+
+def _unflat(template, arrays: Mapping[str, np.ndarray], prefix: str):
+    leaves, treedef = jax.tree.flatten(template)
+    loaded = [jnp.asarray(arrays[f"{prefix}{i:04d}"]) for i in range(len(leaves))]
+    for a, b in zip(loaded, leaves):
+        if a.shape != b.shape:
+            raise ValueError(f"checkpoint leaf has shape {a.shape}, expected {b.shape}")
+    return jax.tree.unflatten(treedef, loaded)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write the run state atomically (a crash mid-write never leaves a broken checkpoint)."""
+    arrays = {}
+    for key in ("params", "constants", "opt_state"):
+        arrays.update({f"{key}/{k}": v for k, v in _flat(state[key]).items()})
+    arrays["losses"] = np.asarray(state["losses"])
+    arrays["meta"] = np.asarray(json.dumps(state["meta"]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, template: dict) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` into the structure of ``template``."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = dict(f)
+    state = {
+        key: _unflat(template[key], arrays, f"{key}/") for key in ("params", "constants", "opt_state")
+    }
+    state["losses"] = arrays["losses"]
+    state["meta"] = json.loads(str(arrays["meta"]))
+    return state
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def _stage_runner(model, stage: Stage, optimizer: Optimizer, batch_fn: BatchFn, params_template):
+    """Jitted chunk runner for one stage: (params, constants, opt_state, data, keys, steps) →
+    (params, opt_state, losses (chunk, S)). Compiled once per stage and chunk length."""
+    mask = trainable_mask(model, params_template, stage.trainable)
+    tx = _masked(optimizer.make(stage.learning_rate), mask)
+    loss = loss_fn(model)
+
+    def one_seed(params, constants, opt_state, data, key, step):
+        batch = batch_fn(data, jax.random.fold_in(key, step))
+        value, grads = jax.value_and_grad(loss)(params, constants, batch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    step_all = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, None))
+    reset_all = jax.vmap(tx.init)
+
+    def chunk(params, constants, opt_state, data, keys, steps, stage_steps):
+        def body(carry, xs):
+            params, opt_state = carry
+            step, stage_step = xs
+            if optimizer.reset_every:
+                fresh = reset_all(params)
+                do_reset = (stage_step % optimizer.reset_every == 0) & (stage_step > 0)
+                opt_state = jax.tree.map(
+                    lambda a, b: jnp.where(do_reset, a, b), fresh, opt_state
+                )
+            params, opt_state, value = step_all(params, constants, opt_state, data, keys, step)
+            return (params, opt_state), value
+
+        (params, opt_state), losses = jax.lax.scan(
+            body, (params, opt_state), (steps, stage_steps)
+        )
+        return params, opt_state, losses
+
+    return jax.jit(chunk, donate_argnums=(0, 2)), reset_all
+
+
+def _progress_line(tag: str, stage: Stage, step: int, total: int, losses: np.ndarray, rate: float):
+    last = losses[-1]
+    if last.size <= 5:
+        shown = " ".join(f"{v:.4g}" for v in last)
+        body = f"loss [{shown}]"
+    else:
+        q = np.quantile(last, [0.0, 0.5, 1.0])
+        body = f"loss min {q[0]:.4g} median {q[1]:.4g} max {q[2]:.4g} (S={last.size})"
+    return f"{tag}stage {stage.name} step {step}/{total} {body} | {rate:.1f} steps/s"
+
+
+def train(
+    model: nn.Module,
+    variables: dict,
+    stages: Sequence[Stage],
+    optimizer: Optimizer,
+    batch_fn: BatchFn,
+    data: Any,
+    data_keys: Array,
+    *,
+    chunk_size: int = 1000,
+    checkpoint: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    tag: str = "",
+) -> TrainResult:
+    """Train S seeds of ``model`` through ``stages``.
+
+    Args:
+        model: a flax module from :mod:`nmrnn.models`.
+        variables: ``{"params": ..., "constants": ...}`` with a leading seed axis S on every leaf.
+        stages: the protocol, run in order; the optimizer state starts fresh at each stage.
+        optimizer: optimizer settings.
+        batch_fn: ``batch_fn(data_one_seed, key) -> TaskData``, a pure JAX function giving the batch
+            of one step (e.g. the full MWG set, a draw from a pool, a fresh EFT batch).
+        data: pytree with a leading seed axis S (each seed's own pool); may be ``None``.
+        data_keys: (S,) PRNG keys, one per seed; the batch of step t uses ``fold_in(key, t)``.
+        chunk_size: steps per jitted chunk (a progress line, a NaN check and a checkpoint each).
+        checkpoint: path of the checkpoint file; if it exists the run resumes from it.
+        log: where progress lines go (default: stderr).
+        tag: prefix of progress lines (e.g. ``"mwg/nmrnn "``).
+
+    Raises:
+        TrainingDiverged: the loss of some seed became NaN/inf; the last good checkpoint is kept.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    start = time.perf_counter()
+    params, constants = variables["params"], variables["constants"]
+    S = jax.tree.leaves(params)[0].shape[0]
+    template_one = jax.tree.map(lambda a: a[0], params)
+    total = int(sum(s.steps for s in stages))
+    boundaries = np.cumsum([0] + [s.steps for s in stages])
+    losses = np.zeros((S, 0), np.float32)
+    done = 0
+    opt_state = None
+    runners = [_stage_runner(model, st, optimizer, batch_fn, template_one) for st in stages]
+
+    if checkpoint is not None and Path(checkpoint).exists():
+        with np.load(checkpoint, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+        done = int(meta["step"])
+        if meta.get("total") != total or done > total:
+            raise ValueError(
+                f"checkpoint {checkpoint} is for a {meta.get('total')}-step protocol, "
+                f"this run has {total} steps; delete it to start over"
+            )
+        stage_i = min(int(np.searchsorted(boundaries, done, side="right") - 1), len(stages) - 1)
+        template = {"params": params, "constants": constants, "opt_state": runners[stage_i][1](params)}
+        state = load_checkpoint(checkpoint, template)
+        params, constants, losses = state["params"], state["constants"], state["losses"]
+        opt_state = state["opt_state"] if done > boundaries[stage_i] else None
+        log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
+    resumed_from = done
+    data_keys = jnp.asarray(data_keys)
+    compile_s = 0.0
+
+    for i, stage in enumerate(stages):
+        lo, hi = int(boundaries[i]), int(boundaries[i + 1])
+        if done >= hi:
+            continue
+        run_chunk, reset = runners[i]
+        if opt_state is None or done == lo:
+            opt_state = reset(params)
+        compiled = {}  # chunk length -> executable, compiled ahead of time so its cost is measured
+        while done < hi:
+            n = min(chunk_size, hi - done)
+            steps = jnp.arange(done, done + n)
+            args = (params, constants, opt_state, data, data_keys, steps, steps - lo)
+            if n not in compiled:
+                t0 = time.perf_counter()
+                compiled[n] = run_chunk.lower(*args).compile()
+                compile_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            new_params, new_opt, chunk_losses = compiled[n](*args)
+            chunk_losses = np.asarray(chunk_losses).T  # (S, n)
+            elapsed = time.perf_counter() - t0
+            if not np.all(np.isfinite(chunk_losses)):
+                seed_i, step_i = np.argwhere(~np.isfinite(chunk_losses))[0]
+                kept = (
+                    f"last good checkpoint (step {done}) kept in {checkpoint}"
+                    if checkpoint
+                    else "no checkpoint was requested"
+                )
+                raise TrainingDiverged(
+                    f"{tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
+                    f"at step {done + step_i} (stage {stage.name}); {kept}"
+                )
+            params, opt_state = new_params, new_opt
+            losses = np.concatenate([losses, chunk_losses], axis=1)
+            done += n
+            log(_progress_line(tag, stage, done, total, chunk_losses.T, n / elapsed))
+            if checkpoint is not None:
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "params": params,
+                        "constants": constants,
+                        "opt_state": opt_state,
+                        "losses": losses,
+                        "meta": {"step": done, "total": total},
+                    },
+                )
+        opt_state = None
+
+    final = {"params": jax.device_get(params), "constants": jax.device_get(constants)}
+    return TrainResult(final, losses, time.perf_counter() - start, compile_s, resumed_from)
+
+
+def init_seeds(model: nn.Module, init_keys: Array, example_inputs: Array) -> dict:
+    """Initial variables for each key in ``init_keys`` (S,), stacked on a leading seed axis."""
+    return jax.vmap(lambda k: model.init(k, example_inputs))(init_keys)
+
+
+def seed_keys(seed: int) -> tuple[Array, Array]:
+    """Independent (init, data) PRNG keys for one seed."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    return init_key, data_key
+
+
+def unstack(tree, i: int):
+    """Seed ``i`` of a tree with a leading seed axis."""
+    return jax.tree.map(lambda a: a[i], tree)
