@@ -1,0 +1,134 @@
+"""Validate a pipeline configuration against its JSON schema, fill in defaults, and explain any
+problem in one line that names the key."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from nmrnn.architectures import ConfigError
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class):
+    """A validator that also writes each property's default into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = sorted(error.schema.get("properties", {}))
+        where = _key(error.absolute_path)
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{extra[0]}' in {where}{hint}"
+    if error.validator == "enum":
+        return (
+            f"{_key(error.absolute_path)}: {error.instance!r} is not one of "
+            f"{', '.join(map(str, error.validator_value))}"
+        )
+    if error.validator == "required":
+        return f"{_key(error.absolute_path)}: {error.message}"
+    return f"{_key(error.absolute_path)}: {error.message}"
+
+
+def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dict:
+    """A validated copy of ``config`` with defaults filled in.
+
+    Raises ConfigError with a one-line message naming the offending key.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    config = copy.deepcopy(dict(config))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
+    if errors:
+        deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
+        raise ConfigError(_describe(deepest))
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict) -> None:
+    exps = config["experiments"]
+    for name, exp in exps.items():
+        where = f"experiments.{name}"
+        for arch, spec in exp["archs"].items():
+            if "pretrained" not in exp and "model" not in spec:
+                raise ConfigError(f"{where}.archs.{arch}: missing key 'model'")
+            if spec.get("settings", {}).get("N") == "match":
+                ref = exp.get("match_reference")
+                if ref not in exp["archs"]:
+                    raise ConfigError(
+                        f"{where}.match_reference: {ref!r} is not an architecture of {name}"
+                    )
+        if exp["task"] == "multitask_transfer":
+            src = exp.get("pretrained")
+            if src not in exps:
+                raise ConfigError(f"{where}.pretrained: {src!r} is not an experiment")
+            for arch in exp["archs"]:
+                if arch not in exps[src]["archs"]:
+                    raise ConfigError(
+                        f"{where}.archs.{arch}: not an architecture of pretrained experiment {src}"
+                    )
+            if exps[src]["seeds"] < exp["seeds"]:
+                raise ConfigError(
+                    f"{where}.seeds: {exp['seeds']} exceeds the {exps[src]['seeds']} seeds of {src}"
+                )
+        elif "pretrained" in exp:
+            raise ConfigError(f"{where}.pretrained: only a multitask_transfer experiment has one")
+
+
+def scaled_experiments(config: Mapping[str, Any]) -> dict:
+    """The experiments with ``step_scale`` applied to every stage (rounded up, at least 1)."""
+    exps = copy.deepcopy(dict(config["experiments"]))
+    scale = float(config.get("step_scale", 1.0))
+    for exp in exps.values():
+        for spec in exp["archs"].values():
+            for st in spec["stages"]:
+                st["steps"] = max(1, math.ceil(st["steps"] * scale))
+    return exps
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a YAML config file, apply nested overrides, validate."""
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    if overrides:
+        config = merge(config, overrides)
+    return validate(config)
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
+    """Recursive dict merge (as Snakemake merges config files): mappings merge, others replace."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def seed_blocks(n_seeds: int, seeds_per_job: int) -> list[list[int]]:
+    """Seeds 0..n-1 cut into consecutive blocks; block b always holds the same seeds, so raising
+    the seed count only adds blocks (when n was a multiple of the block size)."""
+    return [list(range(b, min(b + seeds_per_job, n_seeds))) for b in range(0, n_seeds, seeds_per_job)]

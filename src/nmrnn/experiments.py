@@ -1,0 +1,289 @@
+"""The paper's experiments as settings → (model, data, batches, protocol).
+
+An experiment's settings are one entry of ``config.yaml``'s ``experiments`` mapping (see
+``workflow/schemas/config.schema.yaml``). This module turns them into what the training engine
+needs, so a notebook can run the same experiment as the pipeline::
+
+    from nmrnn.experiments import train_seeds
+    model, result = train_seeds(config["experiments"]["mwg"], "mwg", "nmrnn", seeds=[0, 1])
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nmrnn import training
+from nmrnn.architectures import ConfigError, build_model, match_size, parameter_count
+from nmrnn.tasks import eft, multitask, mwg
+from nmrnn.tasks.common import TaskData
+
+TASKS = ("mwg", "multitask", "multitask_transfer", "eft")
+LOW_RANK_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def _stable_hash(text: str) -> int:
+    return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def data_key(experiment: str, seed: int) -> jax.Array:
+    """Key of a seed's task data (pool, batch stream, test batch). Shared by the architectures of
+    an experiment, so they are compared on the same trials (a paired design)."""
+    return jax.random.fold_in(jax.random.key(_stable_hash(f"data/{experiment}")), seed)
+
+
+def init_key(experiment: str, arch: str, seed: int) -> jax.Array:
+    """Key of a seed's initial parameters: independent for every (experiment, arch, seed)."""
+    return jax.random.fold_in(jax.random.key(_stable_hash(f"init/{experiment}/{arch}")), seed)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def task_dimensions(exp: Mapping[str, Any]) -> tuple[int, int]:
+    """(input channels U, output channels O) of an experiment's trials."""
+    task = exp["task"]
+    if task == "mwg":
+        return len(mwg.INPUT_NAMES), 1
+    if task == "multitask":
+        return multitask.N_SENSORY + len(exp.get("tasks", (0, 1, 2))), 3
+    if task == "multitask_transfer":
+        return multitask.N_SENSORY + 4, 3
+    if task == "eft":
+        return 1, 1
+    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -> dict:
+    """Settings for :func:`nmrnn.architectures.build_model` of one architecture of an experiment.
+
+    Adds the output size, the experiment's low-rank normalisation, context routing, and resolves
+    ``N: match`` to the smallest size whose parameter count reaches the reference architecture's.
+    Transfer experiments reuse the architectures of the experiment they start from.
+    """
+    exp = experiments[experiment]
+    source = exp.get("pretrained", experiment)
+    src = experiments[source]
+    if arch not in src["archs"]:
+        raise ConfigError(f"experiment {source!r} has no architecture {arch!r}")
+    U, O = task_dimensions(src)
+    spec = src["archs"][arch]
+    settings = {"model": spec["model"], **spec.get("settings", {}), "O": O}
+    if spec["model"] in LOW_RANK_MODELS:
+        settings.setdefault("normalisation", src.get("normalisation", "qr"))
+    if spec["model"] in ("nmrnn", "linear_nmrnn") and src.get("context_to_z_only", False):
+        settings["x_inputs"] = multitask.N_SENSORY
+    if src.get("init_scheme"):
+        settings.setdefault("init_scheme", src["init_scheme"])
+        if src["init_scheme"] == "eft" and spec["model"] != "lstm":
+            settings.setdefault("readout_bias", False)  # the LSTM never has one
+    if settings.get("N") == "match":
+        ref_name = src.get("match_reference")
+        if not ref_name or ref_name not in src["archs"]:
+            raise ConfigError(
+                f"experiments.{source}.archs.{arch}: 'N: match' needs match_reference naming "
+                f"an architecture of {source!r}"
+            )
+        reference = model_settings(experiments, source, ref_name)
+        settings = match_size(settings, reference, U)
+    build_model(settings)  # fail now, naming the setting, if it is wrong
+    return settings
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[str, TaskData]:
+    """The fixed data of one seed: the training pool (``train``) and the test set(s)."""
+    task = exp["task"]
+    key = data_key(experiment, seed)
+    k_train, k_test = jax.random.split(key)
+    if task == "mwg":
+        return {"train": mwg.training_set(), "test": mwg.test_set()}
+    if task == "multitask":
+        tasks = tuple(exp.get("tasks", (0, 1, 2)))
+        return {
+            "train": multitask.training_pool(k_train, exp["pool_per_task"], tasks, len(tasks)),
+            "test": multitask.training_pool(k_test, exp["test_per_task"], tasks, len(tasks)),
+        }
+    if task == "multitask_transfer":
+        return {
+            "train": multitask.transfer_pool(k_train, exp["pool"], 4),
+            "test": multitask.transfer_pool(k_test, exp["test_trials"], 4),
+        }
+    if task == "eft":
+        return {"test": eft.sample_batch(k_test, exp["test_batch"])}
+    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def batch_function(exp: Mapping[str, Any]) -> Callable[[Any, jax.Array], TaskData]:
+    """``batch_fn(data, key)`` of the training engine for an experiment's task."""
+    task = exp["task"]
+    if task == "mwg":
+        return lambda data, key: data["train"]
+    if task == "multitask":
+        size, noise = exp["batch"], exp.get("input_noise_std", 0.0)
+
+        def multitask_batch(data, key):
+            k_idx, k_noise = jax.random.split(key)
+            pool = data["train"]
+            idx = jax.random.randint(k_idx, (size,), 0, pool.inputs.shape[0])
+            batch = jax.tree.map(lambda a: a[idx], pool)
+            return _with_sensory_noise(batch, k_noise, noise)
+
+        return multitask_batch
+    if task == "multitask_transfer":
+        size, noise = exp["batch"], exp.get("input_noise_std", 0.0)
+        ctx_std = exp.get("context_noise_std", 0.1)
+        old = tuple(range(multitask.N_SENSORY, multitask.N_SENSORY + 3))
+
+        def transfer_batch(data, key):
+            k_idx, k_noise, k_ctx = jax.random.split(key, 3)
+            pool = data["train"]
+            idx = jax.random.randint(k_idx, (size,), 0, pool.inputs.shape[0])
+            batch = _with_sensory_noise(jax.tree.map(lambda a: a[idx], pool), k_noise, noise)
+            inputs = multitask.noisy_old_contexts(k_ctx, batch.inputs, old, ctx_std)
+            return batch._replace(inputs=inputs)
+
+        return transfer_batch
+    if task == "eft":
+        size = exp["batch"]
+        return lambda data, key: eft.sample_batch(key, size)
+    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def _with_sensory_noise(batch: TaskData, key: jax.Array, std: float) -> TaskData:
+    if not std:
+        return batch
+    noise = std * jax.random.normal(key, batch.inputs.shape[:-1] + (multitask.N_SENSORY,))
+    return batch._replace(inputs=batch.inputs.at[..., : multitask.N_SENSORY].add(noise))
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+def stages(exp: Mapping[str, Any], arch: str) -> list[training.Stage]:
+    """The training protocol of one architecture."""
+    return [
+        training.Stage(
+            name=st.get("name", st["trainable"]),
+            trainable=st["trainable"],
+            steps=int(st["steps"]),
+            learning_rate=float(st["learning_rate"]),
+        )
+        for st in exp["archs"][arch]["stages"]
+    ]
+
+
+def optimizer(exp: Mapping[str, Any]) -> training.Optimizer:
+    return training.Optimizer(**exp.get("optimizer", {}))
+
+
+def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 0.1) -> dict:
+    """Widen every input matrix of the model's ``inputs`` group that reads all ``n_old`` channels
+    by one column filled with ``value`` (the new context channel of the transfer task)."""
+    names = set(getattr(model, "PARAM_GROUPS", {}).get("inputs", ()))
+    out = dict(params)
+    for name in names & set(params):
+        w = params[name]
+        if w.shape[-1] == n_old:
+            out[name] = jnp.concatenate([w, jnp.full(w.shape[:-1] + (1,), value, w.dtype)], -1)
+    return out
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *trees)
+
+
+def initial_variables(
+    experiments: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    seeds: Sequence[int],
+    pretrained: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[nn.Module, dict]:
+    """The model and its stacked initial variables (S leading axis) for the given seeds.
+
+    For a transfer experiment, ``pretrained`` holds each seed's trained variables from the source
+    experiment; they are widened by the new context column.
+    """
+    exp = experiments[experiment]
+    model = build_model(model_settings(experiments, experiment, arch))
+    U, _ = task_dimensions(exp)
+    if "pretrained" in exp:
+        if pretrained is None or len(pretrained) != len(seeds):
+            raise ConfigError(f"experiment {experiment!r} needs pretrained variables per seed")
+        U_old, _ = task_dimensions(experiments[exp["pretrained"]])
+        per_seed = [
+            {
+                "params": add_input_column(
+                    model, dict(v["params"]), U_old, exp.get("new_column_init", 0.1)
+                ),
+                "constants": v["constants"],
+            }
+            for v in pretrained
+        ]
+        return model, stack(per_seed)
+    keys = jnp.stack([init_key(experiment, arch, s) for s in seeds])
+    return model, training.init_seeds(model, keys, jnp.zeros((1, 2, U)))
+
+
+def train_seeds(
+    experiments: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    seeds: Sequence[int],
+    data: Sequence[Mapping[str, TaskData]] | None = None,
+    pretrained: Sequence[Mapping[str, Any]] | None = None,
+    checkpoint=None,
+    chunk_size: int = 1000,
+    log=None,
+) -> tuple[nn.Module, training.TrainResult]:
+    """Train the given seeds of one architecture together (one vmapped program).
+
+    ``data``: each seed's fixed data from :func:`make_task_data` (computed if omitted).
+    """
+    exp = experiments[experiment]
+    model, variables = initial_variables(experiments, experiment, arch, seeds, pretrained)
+    if data is None:
+        data = [make_task_data(exp, experiment, s) for s in seeds]
+    data_keys = jnp.stack([jax.random.fold_in(data_key(experiment, s), 1) for s in seeds])
+    result = training.train(
+        model,
+        variables,
+        stages(exp, arch),
+        optimizer(exp),
+        batch_function(exp),
+        stack(list(data)),
+        data_keys,
+        chunk_size=chunk_size,
+        checkpoint=checkpoint,
+        log=log,
+        tag=f"{experiment}/{arch} seeds {list(seeds)} ",
+    )
+    return model, result
+
+
+def n_parameters(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:
+    """Parameter count of one architecture as configured."""
+    U, _ = task_dimensions(experiments[experiment])
+    return parameter_count(build_model(model_settings(experiments, experiment, arch)), U)
+
+
+def n_trainable(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:
+    """Numbers updated by the last stage of an architecture's protocol (per seed)."""
+    exp = experiments[experiment]
+    U, _ = task_dimensions(exp)
+    model = build_model(model_settings(experiments, experiment, arch))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, U)))["params"]
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    return training.count_trainable(model, params, stages(exp, arch)[-1].trainable)
