@@ -1,0 +1,33 @@
+# nmrnn-repro: one command reproduces every figure of Costacurta et al. (NeurIPS 2024).
+#   snakemake --cores all            the full paper run (config.yaml)
+#   snakemake fig3 --cores all       one figure
+#   snakemake --profile profiles/smoke   the whole DAG at tiny sizes, in minutes
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_figures(),
+        claims=f"{FIGURES}/claims.csv",
+        provenance=f"{FIGURES}/PROVENANCE.json",
+    default_target: True

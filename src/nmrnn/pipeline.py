@@ -1,0 +1,187 @@
+"""The work behind each pipeline step, as plain functions of file paths.
+
+The Snakemake scripts in ``workflow/scripts`` are a few lines that call these; nothing here knows
+about Snakemake, so each step can also be run (and tested) from Python. JAX is imported lazily so
+that the light steps (export, collection) start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmrnn.io import environment_info, load_tree, save_tree, write_json
+
+
+@contextlib.contextmanager
+def log_to(path: str | Path) -> Iterator[Any]:
+    """Send this step's output to its log file (and progress lines to stderr as well).
+
+    Yields a ``log(line)`` function. An exception is written to the log as one line and re-raised
+    without a traceback on the console, so the user sees what went wrong, not where.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    console = sys.stderr
+    with open(path, "w", buffering=1) as handle:
+        sys.stderr = handle
+
+        def log(line: str) -> None:
+            print(line, file=handle, flush=True)
+            print(line, file=console, flush=True)
+
+        try:
+            yield log
+        except Exception as error:  # noqa: BLE001 - reported, then re-raised
+            log(f"ERROR: {type(error).__name__}: {error}")
+            raise
+        finally:
+            sys.stderr = console
+
+
+def train_block(
+    experiments: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    seeds: Sequence[int],
+    data_files: Sequence[str],
+    pretrained_files: Sequence[str],
+    output: str,
+    checkpoint: str,
+    chunk_size: int = 1000,
+    reset_optimizer_every: int | None = None,
+    log=print,
+) -> None:
+    """Train the seeds of one block and write their stacked variables, losses and metadata."""
+    import jax
+
+    from nmrnn import experiments as ex
+    from nmrnn.io import tree_taskdata
+
+    experiments = json.loads(json.dumps(experiments))  # plain, mutable copy
+    if reset_optimizer_every:
+        experiments[experiment].setdefault("optimizer", {})["reset_every"] = reset_optimizer_every
+    data = [{k: tree_taskdata(v) for k, v in load_tree(f).items()} for f in data_files]
+    pretrained = [load_tree(f) for f in pretrained_files] or None
+    settings = ex.model_settings(experiments, experiment, arch)
+    log(
+        f"training {experiment}/{arch} seeds {list(seeds)} on {jax.devices()[0].platform}: "
+        f"{settings}, {ex.n_parameters(experiments, experiment, arch)} parameters, "
+        f"{ex.n_trainable(experiments, experiment, arch)} trainable in the last stage"
+    )
+    _, result = ex.train_seeds(
+        experiments,
+        experiment,
+        arch,
+        seeds,
+        data=data,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        chunk_size=chunk_size,
+        log=log,
+    )
+    meta = {
+        "experiment": experiment,
+        "arch": arch,
+        "seeds": list(seeds),
+        "model": settings,
+        "n_parameters": ex.n_parameters(experiments, experiment, arch),
+        "n_trainable_last_stage": ex.n_trainable(experiments, experiment, arch),
+        "experiment_settings": experiments[experiment],
+        "wall_s": result.wall_s,
+        "compile_s": result.compile_s,
+        "resumed_from_step": result.resumed_from,
+        "seeds_in_job": len(seeds),
+        **environment_info(),
+    }
+    save_tree(
+        output,
+        {
+            "variables": result.variables,
+            "losses": result.losses,
+            "seeds": np.asarray(seeds),
+            "meta": np.asarray(json.dumps(meta)),
+        },
+    )
+    Path(checkpoint).unlink(missing_ok=True)
+    log(f"done in {result.wall_s:.1f} s ({result.compile_s:.1f} s compiling)")
+
+
+def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, losses_out: str):
+    """Write one seed's variables (.npz), metadata (.json) and loss curve (.csv) from a block."""
+    block = load_tree(block_file)
+    seeds = [int(s) for s in np.atleast_1d(block["seeds"])]
+    if seed not in seeds:
+        raise ValueError(f"seed {seed} is not in training block {block_file} (seeds {seeds})")
+    i = seeds.index(seed)
+    variables = {
+        col: {name: np.asarray(a)[i] for name, a in leaves.items()}
+        for col, leaves in block["variables"].items()
+    }
+    save_tree(params_out, variables)
+    meta = json.loads(str(block["meta"]))
+    meta["seed"] = seed
+    write_json(meta_out, meta)
+    losses = np.asarray(block["losses"])[i]
+    Path(losses_out).parent.mkdir(parents=True, exist_ok=True)
+    with open(losses_out, "w") as f:
+        f.write("step,loss\n")
+        for step, value in enumerate(losses):
+            f.write(f"{step},{value:.7g}\n")
+
+
+def evaluate_seed(
+    experiments: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    seed: int,
+    params_file: str,
+    data_file: str,
+    output: str,
+    reference_testset: str | None = None,
+) -> None:
+    """Score one trained seed on its experiment's test set(s); write tidy rows as CSV."""
+    from nmrnn.evaluation import evaluate
+
+    variables = load_tree(params_file)
+    frame = evaluate(
+        experiments, experiment, arch, seed, variables, load_tree(data_file), reference_testset
+    )
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False)
+
+
+def collect_tables(inputs: Sequence[str], output: str) -> None:
+    """Concatenate per-seed metric tables into one tidy CSV."""
+    import pandas as pd
+
+    frames = [pd.read_csv(f) for f in inputs]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output, index=False)
+
+
+def write_provenance(config: Mapping[str, Any], benchmark_files: Sequence[str], output: str):
+    """Config, commit, machine and summed wall time of the run's training jobs."""
+    total = 0.0
+    for f in benchmark_files:
+        lines = Path(f).read_text().splitlines()
+        if len(lines) >= 2:
+            total += float(lines[1].split("\t")[0])
+    write_json(
+        output,
+        {
+            "config": dict(config),
+            "training_jobs": len(benchmark_files),
+            "training_wall_s_sum": round(total, 1),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **environment_info(),
+        },
+    )

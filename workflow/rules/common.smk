@@ -1,0 +1,167 @@
+# Helpers only: config validation, the experimental design, and input functions.
+import sys
+from pathlib import Path
+
+from nmrnn.architectures import ConfigError
+from nmrnn.config import scaled_experiments, seed_blocks
+from nmrnn.config import validate as validate_config
+
+try:
+    _checked = validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as error:
+    sys.exit(f"Config error: {error}")
+config.clear()
+config.update(_checked)
+
+EXPERIMENTS = scaled_experiments(config)
+RESULTS = config["results_dir"].rstrip("/")
+FIGURES = config["figures_dir"].rstrip("/")
+FIGURE_NAMES = ("fig2", "fig3", "fig4", "fig5")
+# Which experiments each figure needs, and which metrics table they feed.
+FIGURE_EXPERIMENTS = {
+    "fig2": (),
+    "fig3": ("mwg",),
+    "fig4": ("multitask", "multitask_transfer"),
+    "fig5": ("eft",),
+}
+METRICS_OF = {"fig2": "theory", "fig3": "mwg", "fig4": "multitask", "fig5": "eft"}
+ENVS = "../../envs"
+
+
+def _alternatives(names):
+    return "|".join(sorted(names)) or "__none__"
+
+
+ALL_ARCHS = {arch for exp in EXPERIMENTS.values() for arch in exp["archs"]}
+
+wildcard_constraints:
+    experiment=_alternatives(EXPERIMENTS),
+    arch=_alternatives(ALL_ARCHS),
+    seed=r"\d+",
+    block=r"\d+",
+    figure=_alternatives(FIGURE_NAMES),
+    table=_alternatives(("mwg", "multitask", "eft")),
+
+
+def seeds_of(experiment):
+    return list(range(EXPERIMENTS[experiment]["seeds"]))
+
+
+def blocks_of(experiment):
+    return seed_blocks(EXPERIMENTS[experiment]["seeds"], config["seeds_per_job"])
+
+
+def block_seeds(wildcards):
+    blocks = blocks_of(wildcards.experiment)
+    b = int(wildcards.block)
+    if b >= len(blocks):
+        raise ValueError(f"{wildcards.experiment} has no seed block {b}")
+    return blocks[b]
+
+
+def block_of_seed(wildcards):
+    per = config["seeds_per_job"]
+    return int(wildcards.seed) // per
+
+
+def train_inputs(wildcards):
+    """Task data of the block's seeds, plus the pretrained parameters for transfer."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    seeds = block_seeds(wildcards)
+    inputs = {"data": [f"{RESULTS}/{wildcards.experiment}/data/seed{s}.npz" for s in seeds]}
+    if "pretrained" in exp:
+        inputs["pretrained"] = [
+            f"{RESULTS}/{exp['pretrained']}/{wildcards.arch}/seed{s}/params.npz" for s in seeds
+        ]
+    return inputs
+
+
+def train_params(wildcards):
+    """The science a training block depends on (a change reruns it)."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    return {
+        "experiment": {k: v for k, v in exp.items() if k != "archs"},
+        "arch": exp["archs"][wildcards.arch],
+        "source_arch": EXPERIMENTS.get(exp.get("pretrained"), {}).get("archs", {}).get(
+            wildcards.arch
+        ),
+        "seeds": block_seeds(wildcards),
+        "reset_optimizer_every": config["reset_optimizer_every"],
+    }
+
+
+def trained_block(wildcards):
+    return f"{RESULTS}/{wildcards.experiment}/{wildcards.arch}/train/block{block_of_seed(wildcards)}.npz"
+
+
+def seed_files(experiment, name):
+    exp = EXPERIMENTS[experiment]
+    return [
+        f"{RESULTS}/{experiment}/{arch}/seed{s}/{name}"
+        for arch in exp["archs"]
+        for s in seeds_of(experiment)
+    ]
+
+
+TABLE_FIGURE = {table: fig for fig, table in METRICS_OF.items()}
+
+
+def figure_metrics_inputs(wildcards):
+    return [
+        f
+        for experiment in FIGURE_EXPERIMENTS[TABLE_FIGURE[wildcards.table]]
+        if experiment in EXPERIMENTS
+        for f in seed_files(experiment, "metrics.csv")
+    ]
+
+
+def figure_params(wildcards):
+    return [
+        f
+        for experiment in FIGURE_EXPERIMENTS[wildcards.figure]
+        if experiment in EXPERIMENTS
+        for f in seed_files(experiment, "params.npz")
+    ]
+
+
+def figure_data(wildcards):
+    return [
+        f"{RESULTS}/{experiment}/data/seed{s}.npz"
+        for experiment in FIGURE_EXPERIMENTS[wildcards.figure]
+        if experiment in EXPERIMENTS
+        for s in seeds_of(experiment)
+    ]
+
+
+def figures_available():
+    """Figures whose experiments are all configured (fig2 needs none)."""
+    return [
+        fig
+        for fig in FIGURE_NAMES
+        if all(exp in EXPERIMENTS for exp in FIGURE_EXPERIMENTS[fig])
+    ]
+
+
+def all_figures():
+    return [f"{FIGURES}/{fig}.{ext}" for fig in figures_available() for ext in ("png", "pdf")]
+
+
+def all_metrics():
+    return [f"{FIGURES}/metrics/{METRICS_OF[fig]}.csv" for fig in figures_available()]
+
+
+def experiment_settings(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def figure_table(wildcards):
+    return f"{FIGURES}/metrics/{METRICS_OF[wildcards.figure]}.csv"
+
+
+def all_training_benchmarks():
+    return [
+        f"{RESULTS}/benchmarks/train/{experiment}/{arch}/block{b}.tsv"
+        for experiment in EXPERIMENTS
+        for arch in EXPERIMENTS[experiment]["archs"]
+        for b in range(len(blocks_of(experiment)))
+    ]

@@ -1,0 +1,30 @@
+rule evaluate:
+    """Score one trained seed on its test set(s) (and the authors' frozen set for multitask)."""
+    input:
+        params=f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/params.npz",
+        data=f"{RESULTS}/{{experiment}}/data/seed{{seed}}.npz",
+    output:
+        f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/metrics.csv",
+    params:
+        experiments=EXPERIMENTS,
+        reference_testset=config["reference_testset"],
+    log:
+        f"{RESULTS}/logs/evaluate/{{experiment}}/{{arch}}/seed{{seed}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule metrics_table:
+    """One tidy table per figure: a row per (experiment, arch, seed, condition)."""
+    input:
+        figure_metrics_inputs,
+    output:
+        f"{FIGURES}/metrics/{{table}}.csv",
+    log:
+        f"{RESULTS}/logs/metrics_table/{{table}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/metrics_table.py"

@@ -1,0 +1,81 @@
+rule plot:
+    """Render one figure from its analysis and metrics."""
+    input:
+        analysis=f"{RESULTS}/analysis/{{figure}}.npz",
+        metrics=figure_table,
+    output:
+        png=report(f"{FIGURES}/{{figure}}.png", caption="../report/{figure}.rst", category="Figures"),
+        pdf=f"{FIGURES}/{{figure}}.pdf",
+    params:
+        experiments=EXPERIMENTS,
+    wildcard_constraints:
+        figure="fig3|fig4|fig5",
+    log:
+        f"{RESULTS}/logs/plot/{{figure}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/plot.py"
+
+
+rule claims_table:
+    """Every claim of the paper checked on this run's metrics (SPEC §6)."""
+    input:
+        all_metrics(),
+    output:
+        csv=report(f"{FIGURES}/claims.csv", caption="../report/claims.rst", category="Claims"),
+        md=f"{FIGURES}/claims.md",
+    log:
+        f"{RESULTS}/logs/claims.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/claims.py"
+
+
+rule provenance:
+    """Config, commit, machine and training wall time of the run that made figures/."""
+    input:
+        all_figures(),
+        claims=f"{FIGURES}/claims.csv",
+        benchmarks=all_training_benchmarks(),
+    output:
+        f"{FIGURES}/PROVENANCE.json",
+    params:
+        config=config,
+    log:
+        f"{RESULTS}/logs/provenance.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule fig2:
+    input:
+        f"{FIGURES}/fig2.png",
+        f"{FIGURES}/fig2.pdf",
+
+
+rule fig3:
+    input:
+        f"{FIGURES}/fig3.png",
+        f"{FIGURES}/fig3.pdf",
+
+
+rule fig4:
+    input:
+        f"{FIGURES}/fig4.png",
+        f"{FIGURES}/fig4.pdf",
+
+
+rule fig5:
+    input:
+        f"{FIGURES}/fig5.png",
+        f"{FIGURES}/fig5.pdf",
+
+
+rule claims:
+    input:
+        f"{FIGURES}/claims.csv",
+        f"{FIGURES}/claims.md",

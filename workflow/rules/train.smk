@@ -1,0 +1,40 @@
+rule train:
+    """Train one block of seeds of one architecture (seeds vmapped together in one program).
+
+    Resumes from its checkpoint when the job restarts."""
+    input:
+        unpack(train_inputs),
+    output:
+        f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.npz",
+    params:
+        science=train_params,
+        experiments=EXPERIMENTS,
+        seeds=block_seeds,
+        chunk_size=config["chunk_size"],
+        checkpoint=f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.checkpoint.npz",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/{{arch}}/block{{block}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{arch}}/block{{block}}.tsv"
+    resources:
+        training=1,
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule export_seed:
+    """Write one seed's parameters, losses and metadata from its training block."""
+    input:
+        trained_block,
+    output:
+        params=f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/params.npz",
+        meta=f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/meta.json",
+        losses=f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/losses.csv",
+    log:
+        f"{RESULTS}/logs/export/{{experiment}}/{{arch}}/seed{{seed}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/export_seed.py"

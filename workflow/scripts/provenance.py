@@ -1,0 +1,7 @@
+"""Record what produced figures/."""
+
+from nmrnn.pipeline import log_to, write_provenance
+
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    write_provenance(sm.params.config, list(sm.input.benchmarks), sm.output[0])
