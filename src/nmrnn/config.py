@@ -104,8 +104,10 @@ def scaled_experiments(config: Mapping[str, Any]) -> dict:
     scale = float(config.get("step_scale", 1.0))
     for exp in exps.values():
         for spec in exp["archs"].values():
-            for st in spec["stages"]:
-                st["steps"] = max(1, math.ceil(st["steps"] * scale))
+            # New dicts: YAML anchors make several architectures share one stages list.
+            spec["stages"] = [
+                {**st, "steps": max(1, math.ceil(st["steps"] * scale))} for st in spec["stages"]
+            ]
     return exps
 
 

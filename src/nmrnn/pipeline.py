@@ -11,6 +11,7 @@ import contextlib
 import json
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from nmrnn.io import environment_info, load_tree, save_tree, write_json
 def log_to(path: str | Path) -> Iterator[Any]:
     """Send this step's output to its log file (and progress lines to stderr as well).
 
-    Yields a ``log(line)`` function. An exception is written to the log as one line and re-raised
-    without a traceback on the console, so the user sees what went wrong, not where.
+    Yields a ``log(line)`` function. An exception goes to the log with its traceback and to the
+    console as one line naming the problem; the step then exits with status 1.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,9 +40,11 @@ def log_to(path: str | Path) -> Iterator[Any]:
 
         try:
             yield log
-        except Exception as error:  # noqa: BLE001 - reported, then re-raised
+        except Exception as error:  # noqa: BLE001 - reported in one line, details in the log
+            traceback.print_exc(file=handle)
             log(f"ERROR: {type(error).__name__}: {error}")
-            raise
+            sys.stderr = console
+            raise SystemExit(1) from None
         finally:
             sys.stderr = console
 
