@@ -11,11 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 import nmrnn
-from nmrnn.tasks.common import TaskData
 
 
 def _atomic_savez(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -50,7 +48,7 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
 
 def save_tree(path: str | Path, tree: Mapping[str, Any]) -> None:
     """Save a nested dict of arrays (e.g. flax variables) as .npz with '/'-joined names."""
-    _atomic_savez(path, _flatten(jax.device_get(tree)))
+    _atomic_savez(path, _flatten(tree))
 
 
 def load_tree(path: str | Path) -> dict:
@@ -62,7 +60,7 @@ def load_tree(path: str | Path) -> dict:
         return _unflatten({k: f[k] for k in f.files})
 
 
-def taskdata_tree(data: TaskData) -> dict:
+def taskdata_tree(data) -> dict:
     """A TaskData as a nested dict (for :func:`save_tree`)."""
     return {
         "inputs": data.inputs,
@@ -72,8 +70,10 @@ def taskdata_tree(data: TaskData) -> dict:
     }
 
 
-def tree_taskdata(tree: Mapping[str, Any]) -> TaskData:
-    """Inverse of :func:`taskdata_tree`."""
+def tree_taskdata(tree: Mapping[str, Any]):
+    """Inverse of :func:`taskdata_tree`: a :class:`nmrnn.tasks.TaskData`."""
+    from nmrnn.tasks.common import TaskData
+
     return TaskData(tree["inputs"], tree["targets"], tree["mask"], dict(tree.get("events", {})))
 
 
@@ -111,6 +111,8 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 def environment_info() -> dict:
     """Package version, git commit, JAX device and host: the provenance of a result."""
+    import jax
+
     dev = jax.devices()[0]
     return {
         "package_version": nmrnn.__version__,

@@ -49,6 +49,19 @@ def log_to(path: str | Path) -> Iterator[Any]:
             sys.stderr = console
 
 
+def use_compilation_cache(directory: str | Path | None) -> None:
+    """Keep compiled XLA programs on disk, so every seed block, restart and evaluation of the same
+    (experiment, architecture, stage) reuses one compilation instead of compiling again."""
+    if not directory:
+        return
+    import jax
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def train_block(
     experiments: Mapping[str, Any],
     experiment: str,
@@ -60,11 +73,13 @@ def train_block(
     checkpoint: str,
     chunk_size: int = 1000,
     reset_optimizer_every: int | None = None,
+    compilation_cache: str | None = None,
     log=print,
 ) -> None:
     """Train the seeds of one block and write their stacked variables, losses and metadata."""
     import jax
 
+    use_compilation_cache(compilation_cache)
     from nmrnn import experiments as ex
     from nmrnn.io import tree_taskdata
 
@@ -149,8 +164,10 @@ def evaluate_seed(
     data_file: str,
     output: str,
     reference_testset: str | None = None,
+    compilation_cache: str | None = None,
 ) -> None:
     """Score one trained seed on its experiment's test set(s); write tidy rows as CSV."""
+    use_compilation_cache(compilation_cache)
     from nmrnn.evaluation import evaluate
 
     variables = load_tree(params_file)

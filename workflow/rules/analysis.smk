@@ -22,7 +22,7 @@ rule analyse:
         f"{RESULTS}/analysis/{{figure}}.npz",
     params:
         experiments=EXPERIMENTS,
-        results_dir=RESULTS,
+        results_dir=results_root,
     wildcard_constraints:
         figure="fig3|fig4|fig5",
     log:

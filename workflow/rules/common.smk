@@ -165,3 +165,8 @@ def all_training_benchmarks():
         for arch in EXPERIMENTS[experiment]["archs"]
         for b in range(len(blocks_of(experiment)))
     ]
+
+
+def results_root(wildcards, output):
+    """The results folder, from an output under {RESULTS}/analysis/."""
+    return str(Path(output[0]).parents[1])

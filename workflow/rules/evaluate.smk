@@ -8,6 +8,7 @@ rule evaluate:
     params:
         experiments=EXPERIMENTS,
         reference_testset=config["reference_testset"],
+        compilation_cache=f"{RESULTS}/jax_cache",
     log:
         f"{RESULTS}/logs/evaluate/{{experiment}}/{{arch}}/seed{{seed}}.log",
     conda:

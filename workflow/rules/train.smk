@@ -11,6 +11,7 @@ rule train:
         experiments=EXPERIMENTS,
         seeds=block_seeds,
         chunk_size=config["chunk_size"],
+        compilation_cache=f"{RESULTS}/jax_cache",
         checkpoint=f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.checkpoint.npz",
     log:
         f"{RESULTS}/logs/train/{{experiment}}/{{arch}}/block{{block}}.log",

@@ -15,5 +15,6 @@ with log_to(sm.log[0]) as log:
         checkpoint=sm.params.checkpoint,
         chunk_size=sm.params.chunk_size,
         reset_optimizer_every=sm.params.science["reset_optimizer_every"],
+        compilation_cache=sm.params.compilation_cache,
         log=log,
     )

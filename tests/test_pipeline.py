@@ -1,0 +1,152 @@
+"""The Snakemake pipeline end to end: lint, the full-config plan, config errors, the smoke run, its
+idempotence, a one-seed rerun and the report. The smoke run happens once, in a copy of the
+repository, so the committed figures/ are never touched."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference" / "nm-rnn-multitask-testset"
+SMOKE = "results/smoke"
+
+
+def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a snakemake dry run."""
+    counts = {}
+    block = output.split("Job stats:")[-1]
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree without generated files (results, caches)."""
+    ignore = shutil.ignore_patterns(
+        ".git", "results", ".snakemake", "__pycache__", ".pytest_cache", "*.egg-info", ".ruff_cache"
+    )
+    shutil.copytree(ROOT, dest, ignore=ignore)
+    return dest
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_full_config_plans_every_job():
+    result = snakemake("-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]
+    seeds = {name: exp.get("seeds", 5) for name, exp in config.items()}
+    runs = sum(len(exp["archs"]) * seeds[name] for name, exp in config.items())
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["task_data"] == sum(seeds.values())
+    assert counts["train"] == runs  # seeds_per_job = 1 in config.yaml
+    assert counts["export_seed"] == runs
+    assert counts["evaluate"] == runs
+    assert counts["metrics_table"] == 3
+    assert counts["analyse"] == 3 and counts["plot"] == 3
+    assert counts["theory"] == 1 and counts["claims_table"] == 1 and counts["provenance"] == 1
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        ({"experiments": {"mwg": {"sedes": 3}}}, "sedes"),
+        ({"experiments": {"mwg": {"archs": {"lstm": {"model": "lsmt"}}}}}, "lsmt"),
+        ({"seeds_per_job": "two"}, "seeds_per_job"),
+    ],
+)
+def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", "config.yaml", str(path))
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert named in text
+    assert "Traceback" not in text
+    error_lines = [line for line in text.splitlines() if line.startswith("Config error")]
+    assert len(error_lines) == 1
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("smoke") / "repo")
+    args = ["--profile", "profiles/smoke"]
+    if REFERENCE.exists():
+        args += ["--config", f"reference_testset={REFERENCE}"]
+    result = snakemake(*args, cwd=repo, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return repo, args
+
+
+def test_smoke_run_makes_every_figure(smoke_repo):
+    repo, _ = smoke_repo
+    figures = repo / SMOKE / "figures"
+    for fig in ("fig2", "fig3", "fig4", "fig5"):
+        for ext in ("png", "pdf"):
+            f = figures / f"{fig}.{ext}"
+            assert f.exists() and f.stat().st_size > 1000, f
+    claims = (figures / "claims.csv").read_text().splitlines()
+    assert len(claims) > 5
+    for table in ("mwg", "multitask", "eft", "theory"):
+        assert (figures / "metrics" / f"{table}.csv").stat().st_size > 0
+    assert (figures / "PROVENANCE.json").exists()
+
+
+def test_second_run_has_nothing_to_do(smoke_repo):
+    repo, args = smoke_repo
+    result = snakemake(*args, "-n", cwd=repo)
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_deleting_one_seed_reruns_only_that_seed(smoke_repo):
+    repo, args = smoke_repo
+    target = repo / SMOKE / "mwg" / "lrrnn" / "seed1" / "params.npz"
+    backup, mtime = target.read_bytes(), target.stat().st_mtime
+    target.unlink()
+    try:
+        result = snakemake(*args, "-n", cwd=repo)
+        counts = job_counts(result.stdout + result.stderr)
+        assert counts.get("train", 0) == 0
+        assert counts["export_seed"] == 1
+        assert counts["evaluate"] == 1
+        assert counts.get("task_data", 0) == 0
+        # downstream of the seed: its table, the figure's analysis and plot, claims, provenance
+        assert counts["metrics_table"] == 1 and counts["analyse"] == 1 and counts["plot"] == 1
+        assert f"output: {SMOKE}/mwg/lrrnn/seed1/params.npz" in result.stdout + result.stderr
+    finally:
+        target.write_bytes(backup)
+        os.utime(target, (mtime, mtime))
+
+
+def test_report_is_generated(smoke_repo):
+    repo, args = smoke_repo
+    report = repo / "report.html"
+    result = snakemake(*args, "--report", str(report), cwd=repo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report.stat().st_size > 10_000
