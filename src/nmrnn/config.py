@@ -99,10 +99,12 @@ def _check_semantics(config: dict) -> None:
 
 
 def scaled_experiments(config: Mapping[str, Any]) -> dict:
-    """The experiments with ``step_scale`` applied to every stage (rounded up, at least 1)."""
+    """The experiments with ``step_scale`` applied to every stage (rounded up, at least 1).
+
+    An experiment's own ``step_scale`` replaces the global one."""
     exps = copy.deepcopy(dict(config["experiments"]))
-    scale = float(config.get("step_scale", 1.0))
     for exp in exps.values():
+        scale = float(exp.get("step_scale", config.get("step_scale", 1.0)))
         for spec in exp["archs"].values():
             # New dicts: YAML anchors make several architectures share one stages list.
             spec["stages"] = [
