@@ -18,6 +18,25 @@ include: "workflow/rules/common.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Only training goes to a cluster; every other step is light and runs where snakemake runs.
+localrules:
+    all,
+    task_data,
+    export_seed,
+    evaluate,
+    metrics_table,
+    theory,
+    analyse,
+    plot,
+    claims_table,
+    provenance,
+    fig2,
+    fig3,
+    fig4,
+    fig5,
+    claims,
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
