@@ -1,0 +1,526 @@
+"""Figure 5 (Element Finder Task): test MSE and training curves of every architecture, the
+dynamics of the best NM-RNN configuration (z, s and x across query indices and target values),
+and the claim 4 of SPEC §6 from the tidy metrics table.
+
+``analyse`` returns a nested dict of numpy arrays (saved to ``analysis/fig5.npz``)::
+
+    meta/      archs (names, config order), is_nmrnn (bool per arch), experiment, chance_mse
+    task/      inputs (T,), query, value, target of one example trial
+    archs/<a>/ seeds (S,), mse (S,) final-step test MSE, n_parameters,
+               curve_steps (P,), curve_median, curve_q25, curve_q75 (P,), curves (S, P)
+    dynamics/  arch, seed, queries (Q,), query_value, values (V,), value_query, s_component,
+               query_sweep/ (value fixed), value_sweep/ (query fixed), query_random/ (values
+               random): z_pc1 (C, T), s (C, T, K), y (C, T) trial means
+               z_pc/ mean (M,), components (M', M), explained (M',)
+               summary/ quantitative checks of "z encodes q", "s switches at the queried step",
+               "x holds the value" (see :func:`dynamics_summary`)
+
+Time is the trial step t = 0..25: t = 0 carries the query q, t = 1..25 the elements, so the
+queried element arrives at t = q + 1 and is scored at t = 25.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from nmrnn import claims as cl
+from nmrnn import experiments as ex
+from nmrnn.architectures import build_model, parameter_count
+from nmrnn.evaluation import trial_mse
+from nmrnn.io import load_tree, tree_taskdata
+from nmrnn.tasks import eft
+
+EXPERIMENT = "eft"
+N_CURVE_POINTS = 200
+QUERY_SWEEP = (2, 6, 10, 14, 18, 22)
+QUERY_SWEEP_VALUE = 5
+VALUE_SWEEP = tuple(range(eft.VALUE_MIN, eft.VALUE_MAX + 1, 4))  # -10, -6, ..., 10
+VALUE_SWEEP_QUERY = 10
+TRIALS_PER_CONDITION = 256
+SWEEP_SEED = 5  # key of the random (non-queried) elements of the sweeps
+EXAMPLE_SEED = 3  # key of the example trial of panel A
+EXAMPLE_QUERY = 14
+LATE_STEPS = 5  # "late" z: the last LATE_STEPS steps of the trial
+# Claim 4-lstm: "LSTM-level" = best NM-RNN median MSE at most this factor times the LSTM's median,
+# and below LEARNED_FRACTION × chance (it explains at least half of the target's variance), so
+# that two networks that both stayed at chance do not count as matching.
+LSTM_LEVEL_FACTOR = 1.5
+LEARNED_FRACTION = 0.5
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def is_nmrnn(experiments: Mapping[str, Any], arch: str, experiment: str = EXPERIMENT) -> bool:
+    """Whether an architecture of the experiment is an NM-RNN (its model is ``nmrnn``)."""
+    return experiments[experiment]["archs"][arch].get("model") == "nmrnn"
+
+
+def bin_curve(loss: Sequence[float], n_points: int = N_CURVE_POINTS) -> tuple[np.ndarray, ...]:
+    """A loss curve averaged in ``n_points`` contiguous bins of steps.
+
+    loss: (steps,) loss at step 0, 1, .... Returns (steps (P,), values (P,)) with P = min(n_points,
+    steps): the mean step and the mean loss (NaN-aware) of each bin.
+    """
+    loss = np.asarray(loss, float)
+    if loss.size == 0:
+        return np.zeros(0), np.zeros(0)
+    chunks = np.array_split(np.arange(loss.size), min(n_points, loss.size))
+    steps = np.array([c.mean() for c in chunks])
+    with np.errstate(all="ignore"):
+        values = np.array([np.nanmean(loss[c]) if np.isfinite(loss[c]).any() else np.nan
+                           for c in chunks])  # fmt: skip
+    return steps, values
+
+
+def pca(data: np.ndarray) -> dict[str, np.ndarray]:
+    """Principal components of rows of ``data`` (n, D).
+
+    Returns mean (D,), components (min(n, D), D) (unit rows, by decreasing variance; each row's
+    sign set so its largest-magnitude entry is positive) and explained (fraction of variance).
+    """
+    data = np.asarray(data, float)
+    mean = data.mean(axis=0)
+    _, sing, vt = np.linalg.svd(data - mean, full_matrices=False)
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    var = sing**2
+    total = var.sum()
+    explained = var / total if total > 0 else np.zeros_like(var)
+    return {"mean": mean, "components": vt * signs[:, None], "explained": explained}
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 1-d samples; NaN if either is constant or non-finite."""
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def gain_changes(s: np.ndarray) -> np.ndarray:
+    """Mean absolute change of the gains between consecutive steps.
+
+    s: (..., T, K). Returns (..., T) with entry t = mean_k |s_t - s_{t-1}| (NaN at t = 0).
+    """
+    s = np.asarray(s, float)
+    d = np.abs(np.diff(s, axis=-2)).mean(axis=-1)
+    return np.concatenate([np.full(d.shape[:-1] + (1,), np.nan), d], axis=-1)
+
+
+def switch_contrast(s: np.ndarray, queries: Sequence[int], first_step: int = 2) -> dict:
+    """How much more the gains change around the queried step than elsewhere.
+
+    s: (Q, T, K) trial-averaged gains of trials querying ``queries`` (Q,). Around the queried step
+    = t ∈ {q + 1, q + 2, q + 3} (the change into the step that carries the queried element and
+    the two after it: the element reaches z through x one step later, and z is slow); elsewhere
+    = every other t ≥ ``first_step`` (t = 1 follows the query pulse itself).
+    Returns around, elsewhere (mean |Δs|), ratio, and the profile aligned to the queried step:
+    lags (-4..4), profile (mean |Δs| at t = q + 1 + lag, over the queries where t is in range).
+    """
+    change = gain_changes(s)  # (Q, T)
+    T = change.shape[-1]
+    around, elsewhere = [], []
+    lags = np.arange(-4, 5)
+    aligned = np.full((len(queries), lags.size), np.nan)
+    for i, q in enumerate(queries):
+        window = {q + 1, q + 2, q + 3}
+        for t in range(first_step, T):
+            (around if t in window else elsewhere).append(change[i, t])
+        for j, lag in enumerate(lags):
+            t = q + 1 + lag
+            if 1 <= t < T:
+                aligned[i, j] = change[i, t]
+    around_m = float(np.nanmean(around)) if around else float("nan")
+    else_m = float(np.nanmean(elsewhere)) if elsewhere else float("nan")
+    with np.errstate(all="ignore"):
+        profile = np.nanmean(aligned, axis=0)
+    return {
+        "around": around_m,
+        "elsewhere": else_m,
+        "ratio": around_m / else_m if else_m > 0 else (np.inf if around_m > 0 else np.nan),
+        "lags": lags,
+        "profile": profile,
+    }
+
+
+def strongest_switching_gain(s: np.ndarray, queries: Sequence[int]) -> int:
+    """Index of the gain whose change around the queried step is largest relative to elsewhere
+    (``switch_contrast`` per component). s: (Q, T, K)."""
+    ratios = []
+    for k in range(s.shape[-1]):
+        c = switch_contrast(s[..., k : k + 1], queries)
+        ratios.append(c["around"] - c["elsewhere"])
+    ratios = np.nan_to_num(np.asarray(ratios), nan=-np.inf)
+    return int(np.argmax(ratios))
+
+
+def read_losses(path: str | Path) -> np.ndarray:
+    """Training loss per step from a ``losses.csv`` (columns step, loss)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return np.array([float(r["loss"]) for r in rows])
+
+
+def _runner(model):
+    return jax.jit(lambda variables, inputs: model.apply(variables, inputs))
+
+
+def _jnp_tree(tree: Mapping[str, Any]) -> dict:
+    return {col: {k: jnp.asarray(v) for k, v in leaves.items()} for col, leaves in tree.items()}
+
+
+# ---------------------------------------------------------------------------------- dynamics
+
+
+def sweep_sets(n: int = TRIALS_PER_CONDITION, seed: int = SWEEP_SEED) -> dict:
+    """The trials of panels D–F (lists of TaskData, one per condition; other elements random).
+
+    ``query``: the value ``QUERY_SWEEP_VALUE`` at each query index of ``QUERY_SWEEP`` (drawn);
+    ``value``: each value of ``VALUE_SWEEP`` at query ``VALUE_SWEEP_QUERY`` (drawn);
+    ``query_random``: the same query indices with a random queried element, for the summary: with
+    a fixed value the trial mean of the input itself steps at t = q + 1, which would move the
+    trial-averaged z and s there even in an untrained network.
+    """
+    kq, kv, kr = jax.random.split(jax.random.key(seed), 3)
+    return {
+        "query": [
+            eft.fixed_query_value_set(jax.random.fold_in(kq, i), q, QUERY_SWEEP_VALUE, n)
+            for i, q in enumerate(QUERY_SWEEP)
+        ],
+        "value": [
+            eft.fixed_query_value_set(jax.random.fold_in(kv, i), VALUE_SWEEP_QUERY, v, n)
+            for i, v in enumerate(VALUE_SWEEP)
+        ],
+        "query_random": [
+            eft.fixed_query_set(jax.random.fold_in(kr, i), q, n) for i, q in enumerate(QUERY_SWEEP)
+        ],
+    }
+
+
+def _trajectories(run, variables, sets) -> dict[str, np.ndarray]:
+    """Stack each condition's trajectories: z (C, n, T, M), s (C, n, T, K), y (C, n, T)."""
+    outs = [run(variables, jnp.asarray(d.inputs)) for d in sets]
+    return {
+        "z": np.stack([np.asarray(o["z"]) for o in outs]),
+        "s": np.stack([np.asarray(o["s"]) for o in outs]),
+        "y": np.stack([np.asarray(o["y"])[..., 0] for o in outs]),
+    }
+
+
+def dynamics_summary(
+    z_pc1: np.ndarray, s_random: np.ndarray, y_values: np.ndarray
+) -> dict[str, Any]:
+    """The three statements of panels D–F as numbers.
+
+    z_pc1: (Q, n, T) single-trial z on its first PC and s_random: (Q, n, T, K) gains, for the
+    queries ``QUERY_SWEEP`` with random queried elements; y_values: (V, n, T) outputs y = C x for
+    the values ``VALUE_SWEEP`` at query ``VALUE_SWEEP_QUERY``.
+
+    z encodes q: Pearson r across single trials between q and z on PC1, per step
+    (``z_q_corr_by_t`` (T,)), averaged over t = 1..5 after the query pulse (``z_q_corr_early``)
+    and over the last ``LATE_STEPS`` steps (``z_q_corr_late``).
+    s switches at the queried step: :func:`switch_contrast` of the trial-averaged gains
+    (``s_change_around``, ``s_change_elsewhere``, ``s_change_ratio``, ``s_change_profile``).
+    x holds the value: Pearson r across single trials between the value and y per step
+    (``x_value_corr_by_t``), at the last step (``x_value_corr_final``) and averaged over the steps
+    after the queried one (``x_value_corr_hold``); RMS error of y(25) against the value
+    (``x_final_rmse``).
+    """
+    queries = np.asarray(QUERY_SWEEP, float)
+    values = np.asarray(VALUE_SWEEP, float)
+    T = z_pc1.shape[-1]
+    q_trials = np.repeat(queries, z_pc1.shape[1])
+    z_corr = np.array([pearson(z_pc1[:, :, t], q_trials) for t in range(T)])
+    v_trials = np.repeat(values, y_values.shape[1])
+    y_corr = np.array([pearson(y_values[:, :, t], v_trials) for t in range(T)])
+    contrast = switch_contrast(np.asarray(s_random).mean(axis=1), QUERY_SWEEP)
+    y_final = y_values[:, :, -1]
+    with np.errstate(all="ignore"):
+        return {
+            "z_q_corr_by_t": z_corr,
+            "z_q_corr_early": float(np.nanmean(z_corr[1:6])),
+            "z_q_corr_late": float(np.nanmean(z_corr[-LATE_STEPS:])),
+            "s_change_around": contrast["around"],
+            "s_change_elsewhere": contrast["elsewhere"],
+            "s_change_ratio": contrast["ratio"],
+            "s_change_lags": contrast["lags"],
+            "s_change_profile": contrast["profile"],
+            "x_value_corr_by_t": y_corr,
+            "x_value_corr_final": float(y_corr[-1]),
+            "x_value_corr_hold": float(np.nanmean(y_corr[VALUE_SWEEP_QUERY + 2 :])),
+            "x_final_rmse": float(np.sqrt(np.mean((y_final - values[:, None]) ** 2))),
+        }
+
+
+def nmrnn_dynamics(model, variables, n: int = TRIALS_PER_CONDITION) -> dict:
+    """z, s and y = C x of one NM-RNN across query indices (fixed value) and values (fixed query).
+
+    z is projected on the first PC of the trial-averaged z of the queries with random values (all
+    steps), its sign chosen so that the projection grows with q. Returns trial means for plotting
+    (``query_sweep``, ``value_sweep``: z_pc1 (C, T), s (C, T, K), y (C, T)) and the numbers of
+    :func:`dynamics_summary` computed on single trials.
+    """
+    run = _runner(model)
+    variables = _jnp_tree(variables)
+    sets = sweep_sets(n)
+    traj = {name: _trajectories(run, variables, data) for name, data in sets.items()}
+    z_random = traj["query_random"]["z"]
+    pcs = pca(z_random.mean(axis=1).reshape(-1, z_random.shape[-1]))
+    proj = {name: (t["z"] - pcs["mean"]) @ pcs["components"][0] for name, t in traj.items()}
+    q_trials = np.repeat(np.asarray(QUERY_SWEEP, float), n)
+    with np.errstate(all="ignore"):
+        sign = np.nanmean([pearson(proj["query_random"][:, :, t], q_trials)
+                           for t in range(1, z_random.shape[2])])  # fmt: skip
+    if np.isfinite(sign) and sign < 0:
+        pcs["components"] = -pcs["components"]
+        proj = {name: -p for name, p in proj.items()}
+    s_random = traj["query_random"]["s"]
+    return {
+        "queries": np.asarray(QUERY_SWEEP),
+        "query_value": np.asarray(QUERY_SWEEP_VALUE),
+        "values": np.asarray(VALUE_SWEEP),
+        "value_query": np.asarray(VALUE_SWEEP_QUERY),
+        "trials_per_condition": np.asarray(n),
+        "s_component": np.asarray(strongest_switching_gain(s_random.mean(axis=1), QUERY_SWEEP)),
+        **{
+            out: {
+                "z_pc1": proj[name].mean(axis=1),
+                "s": traj[name]["s"].mean(axis=1),
+                "y": traj[name]["y"].mean(axis=1),
+            }
+            for out, name in (
+                ("query_sweep", "query"),
+                ("value_sweep", "value"),
+                ("query_random", "query_random"),
+            )
+        },
+        "z_pc": pcs,
+        "summary": dynamics_summary(proj["query_random"], s_random, traj["value"]["y"]),
+    }
+
+
+# ---------------------------------------------------------------------------------- analyse
+
+
+def example_trial(seed: int = EXAMPLE_SEED) -> dict[str, np.ndarray]:
+    """One EFT trial for panel A (query ``EXAMPLE_QUERY``, random elements): inputs (T,), query,
+    value (= the target at the last step), target (T,)."""
+    data = eft.fixed_query_set(jax.random.key(seed), EXAMPLE_QUERY, 1)
+    return {
+        "inputs": np.asarray(data.inputs)[0, :, 0],
+        "query": np.asarray(data.events["query"])[0],
+        "value": np.asarray(data.events["value"])[0],
+        "target": np.asarray(data.targets)[0, :, 0],
+    }
+
+
+def best_of(mse: Mapping[str, np.ndarray], candidates: Sequence[str]) -> str | None:
+    """The candidate with the lowest median of its finite values (None if none has any)."""
+    best, best_med = None, np.inf
+    for arch in candidates:
+        vals = np.asarray(mse[arch], float)
+        vals = vals[np.isfinite(vals)]
+        if vals.size and float(np.median(vals)) < best_med:
+            best, best_med = arch, float(np.median(vals))
+    return best
+
+
+def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
+    """Test MSE, training curves and the best NM-RNN's dynamics for Figure 5 (see module doc)."""
+    exp = experiments[EXPERIMENT]
+    root = Path(results_dir) / EXPERIMENT
+    seeds = list(range(int(exp["seeds"])))
+    archs = list(exp["archs"])
+    n_inputs, _ = ex.task_dimensions(exp)
+    tests = {s: tree_taskdata(load_tree(root / "data" / f"seed{s}.npz")["test"]) for s in seeds}
+
+    out: dict[str, Any] = {"archs": {}}
+    mse: dict[str, np.ndarray] = {}
+    models: dict[str, Any] = {}
+    for arch in archs:
+        model = build_model(ex.model_settings(experiments, EXPERIMENT, arch))
+        models[arch] = model
+        run = _runner(model)
+        vals, curves = [], []
+        for s in seeds:
+            folder = root / arch / f"seed{s}"
+            variables = load_tree(folder / "params.npz")
+            y = np.asarray(run(_jnp_tree(variables), jnp.asarray(tests[s].inputs))["y"])
+            vals.append(float(trial_mse(y, tests[s]).mean()))
+            curves.append(bin_curve(read_losses(folder / "losses.csv")))
+        mse[arch] = np.asarray(vals)
+        length = min(len(c[0]) for c in curves)
+        steps = curves[0][0][:length]
+        stacked = np.stack([c[1][:length] for c in curves])
+        with np.errstate(all="ignore"):
+            quantiles = np.nanquantile(stacked, [0.25, 0.5, 0.75], axis=0)
+        out["archs"][arch] = {
+            "seeds": np.asarray(seeds),
+            "mse": mse[arch],
+            "n_parameters": np.asarray(parameter_count(model, n_inputs)),
+            "curve_steps": steps,
+            "curves": stacked,
+            "curve_q25": quantiles[0],
+            "curve_median": quantiles[1],
+            "curve_q75": quantiles[2],
+        }
+
+    nm_archs = [a for a in archs if is_nmrnn(experiments, a)]
+    out["meta"] = {
+        "experiment": np.asarray(EXPERIMENT),
+        "archs": np.asarray(archs),
+        "is_nmrnn": np.asarray([a in nm_archs for a in archs]),
+        "chance_mse": np.asarray(eft.CHANCE_MSE),
+    }
+    out["task"] = example_trial()
+    best = best_of(mse, nm_archs)
+    if best is not None:
+        finite = np.where(np.isfinite(mse[best]), mse[best], np.inf)
+        seed = seeds[int(np.argmin(finite))]
+        variables = load_tree(root / best / f"seed{seed}" / "params.npz")
+        out["dynamics"] = {
+            "arch": np.asarray(best),
+            "seed": np.asarray(seed),
+            "arch_median_mse": np.asarray(float(np.nanmedian(mse[best]))),
+            "seed_mse": np.asarray(mse[best][seeds.index(seed)]),
+            **nmrnn_dynamics(models[best], variables),
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------- claims
+
+
+def _per_seed(metrics: pd.DataFrame, arch: str) -> pd.Series:
+    rows = metrics[metrics["arch"] == arch]
+    if "seed" in rows:
+        rows = rows.sort_values("seed")
+    return rows["mse"].astype(float).reset_index(drop=True)
+
+
+def _detail(values: Mapping[str, pd.Series], extra: str = "") -> str:
+    parts = [f"{a} per seed {cl.format_seeds(v.to_numpy())}" for a, v in values.items()]
+    dropped = {a: int(v.isna().sum()) for a, v in values.items() if v.isna().any()}
+    if dropped:
+        parts.append(f"seeds with NaN MSE, left out of the test: {dropped}")
+    if extra:
+        parts.append(extra)
+    return "; ".join(parts)
+
+
+def _seeds_text(values: Mapping[str, pd.Series]) -> str:
+    return "; ".join(f"{a} {len(v)}" for a, v in values.items())
+
+
+def _lstm_level(nm: pd.Series, lstm: pd.Series) -> tuple[dict, bool]:
+    c = cl.compare(nm, lstm, "less")
+    ratio = c["ratio"]
+    holds = bool(
+        np.isfinite(ratio)
+        and ratio <= LSTM_LEVEL_FACTOR
+        and c["median_a"] < LEARNED_FRACTION * eft.CHANCE_MSE
+    )
+    return c, holds
+
+
+def claims(metrics: pd.DataFrame) -> list[dict]:
+    """Claim rows for SPEC §6 claim 4 from the ``eft`` metrics table (one row per arch and seed).
+
+    NM-RNN configurations are the archs whose name starts with ``nmrnn``; the best one has the
+    lowest median test MSE. Rows whose architectures are missing are skipped; NaN MSEs are left
+    out of the tests (and counted in ``detail``).
+    """
+    if metrics is None or metrics.empty or not {"arch", "mse"} <= set(metrics.columns):
+        return []
+    if "experiment" in metrics:
+        metrics = metrics[metrics["experiment"] == EXPERIMENT]
+    archs = list(dict.fromkeys(metrics["arch"]))
+    values = {a: _per_seed(metrics, a) for a in archs}
+    configs = [a for a in archs if a.startswith("nmrnn")]
+    best = best_of({a: v.to_numpy() for a, v in values.items()}, configs)
+    if best is None:
+        return []
+    alpha = cl.ALPHA
+    learned = LEARNED_FRACTION * eft.CHANCE_MSE
+    factor = LSTM_LEVEL_FACTOR
+    medians = {a: float(np.nanmedian(values[a])) if values[a].notna().any() else np.nan
+               for a in configs}  # fmt: skip
+    selection = (
+        f"best config = lowest median test MSE among {len(configs)} NM-RNN configs "
+        f"({', '.join(f'{a} {medians[a]:.3g}' for a in configs)}), chosen on the same seeds' "
+        "test MSE that the test then uses: a selection step that favours the NM-RNN (the "
+        "4-config-* rows give every config)"
+    )
+    metric = "final-step test MSE (median across seeds)"
+    rows: list[dict] = []
+
+    if "lstm" in values:
+        vals = {best: values[best], "lstm": values["lstm"]}
+        c, holds = _lstm_level(values[best], values["lstm"])
+        rows.append({
+            "claim": "4-lstm",
+            "statement": f"EFT: the best NM-RNN configuration reaches LSTM-level MSE (median MSE "
+                         f"≤ {factor:g} × the parameter-matched LSTM's, and below "
+                         f"{LEARNED_FRACTION:g} × chance = {learned:.1f}, i.e. it learned)",
+            "metric": f"{metric}; median ratio {best}/lstm {c['ratio']:.3g}",
+            "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
+            "seeds": _seeds_text(vals),
+            "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; p_value: "
+                    f"one-sided Mann-Whitney U, {best} < lstm (information only)",
+            "p_value": c["p_value"],
+            "holds": holds,
+            "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
+        })  # fmt: skip
+
+    for base, name in (("lrrnn", "LR-RNN"), ("vanilla", "vanilla RNN")):
+        if base not in values:
+            continue
+        vals = {best: values[best], base: values[base]}
+        c = cl.compare(values[best], values[base], "less")
+        holds = bool(np.isfinite(c["p_value"]) and c["p_value"] < alpha)
+        rows.append({
+            "claim": f"4-{base}",
+            "statement": f"EFT: the best NM-RNN configuration beats the parameter-matched "
+                         f"{name} (lower test MSE across seeds)",
+            "metric": f"{metric}; median ratio {best}/{base} {c['ratio']:.3g}",
+            "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
+            "seeds": _seeds_text(vals),
+            "test": f"one-sided Mann-Whitney U, {best} < {base}, holds if p < {alpha}",
+            "p_value": c["p_value"],
+            "holds": holds,
+            "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
+        })  # fmt: skip
+
+    if "lstm" in values:
+        for config in configs:
+            vals = {config: values[config], "lstm": values["lstm"]}
+            c, holds = _lstm_level(values[config], values["lstm"])
+            rows.append({
+                "claim": f"4-config-{config}",
+                "statement": f"EFT: NM-RNN configuration {config} reaches LSTM-level MSE (median "
+                             f"≤ {factor:g} × the LSTM's, and below {learned:.1f})",
+                "metric": f"{metric}; median ratio {config}/lstm {c['ratio']:.3g}",
+                "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
+                "seeds": _seeds_text(vals),
+                "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; "
+                        f"p_value: one-sided Mann-Whitney U, {config} < lstm (information only)",
+                "p_value": c["p_value"],
+                "holds": holds,
+                "detail": _detail(
+                    vals,
+                    f"median ratio {c['ratio']:.3g}"
+                    + ("; the best config (selected on these seeds)" if config == best else ""),
+                ),
+            })  # fmt: skip
+    return [{k: row[k] for k in cl.COLUMNS} for row in rows]
