@@ -249,7 +249,7 @@ def train(
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.perf_counter()
-    params, constants = variables["params"], variables["constants"]
+    params, constants = jax.tree.map(jnp.copy, variables["params"]), variables["constants"]
     S = jax.tree.leaves(params)[0].shape[0]
     template_one = jax.tree.map(lambda a: a[0], params)
     total = int(sum(s.steps for s in stages))
@@ -268,7 +268,7 @@ def train(
                 f"checkpoint {checkpoint} is for a {meta.get('total')}-step protocol, "
                 f"this run has {total} steps; delete it to start over"
             )
-        stage_i = min(int(np.searchsorted(boundaries, done, side="right") - 1), len(stages) - 1)
+        stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran step done-1
         template = {"params": params, "constants": constants, "opt_state": runners[stage_i][1](params)}
         state = load_checkpoint(checkpoint, template)
         params, constants, losses = state["params"], state["constants"], state["losses"]

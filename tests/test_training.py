@@ -1,0 +1,319 @@
+"""The training engine on tiny models: learning, seeds as a vmap axis, kill-and-resume, frozen
+parameter groups, divergence handling and optimizer options.
+
+Compilation dominates the cost of these tests, so they share programs: one batch function, S = 3
+seeds (1 for the single-seed runs), chunks of 50 steps, and a persistent compilation cache for
+the module, so that a chunk program seen before (same stage settings) is not compiled again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache as compilation_cache_module
+
+from nmrnn.models import NMRNN
+from nmrnn.tasks import mwg, take
+from nmrnn.training import (
+    Optimizer,
+    Stage,
+    TrainingDiverged,
+    count_trainable,
+    init_seeds,
+    train,
+    unstack,
+)
+
+# A tiny NM-RNN on a subset of the MWG training set (8 of the 40 trials, full length).
+MODEL = NMRNN(N=16, M=3, K=2, O=1, normalisation="inv_n")
+TRIALS = take(mwg.training_set(), np.arange(0, 40, 5))
+S = 3
+CHUNK = 50
+POISON_ROWS = 30
+PROGRESS = re.compile(r"stage \S+ step (\d+)/(\d+)")
+
+ALL = [Stage("all", "all", 100, 1e-2)]
+
+
+def batch_fn(data, key):
+    """The fixed trials with fresh input noise keyed by (seed, step); NaN inputs when the key is
+    one of the seed's ``poison`` keys (rows of key data; all-zero rows match nothing)."""
+    trials = data["trials"]
+    noise = 0.1 * jax.random.normal(key, trials.inputs.shape)
+    hit = jnp.any(jnp.all(jax.random.key_data(key) == data["poison"], axis=-1))
+    return trials._replace(inputs=jnp.where(hit, jnp.nan, 1.0) * (trials.inputs + noise))
+
+
+@functools.cache
+def _initial_all():
+    init_keys = jax.random.split(jax.random.key(0), S)
+    data_keys = jax.random.split(jax.random.key(1), S)
+    variables = init_seeds(MODEL, init_keys, jnp.zeros((1, 1, 3)))
+    data = {
+        "trials": jax.tree.map(lambda a: jnp.broadcast_to(a, (S, *a.shape)), TRIALS),
+        "poison": jnp.zeros((S, POISON_ROWS, 2), jnp.uint32),
+    }
+    return variables, data, data_keys
+
+
+def initial():
+    """(variables, data, data_keys) of the S seeds, each with its own init and data key (drawn
+    once: every new shape of a random draw costs a compilation)."""
+    return _initial_all()
+
+
+def run(stages, *, variables=None, data=None, keys=None, optimizer=None, **kwargs):
+    """train() with this module's defaults (all S seeds, chunks of 50, no log)."""
+    v0, d0, k0 = initial()
+    kwargs = {"chunk_size": CHUNK, "log": quiet, **kwargs}
+    return train(
+        MODEL,
+        v0 if variables is None else variables,
+        stages,
+        optimizer or Optimizer(),
+        batch_fn,
+        d0 if data is None else data,
+        k0 if keys is None else keys,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """A persistent compilation cache for this module only (restored afterwards)."""
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    old = {name: getattr(jax.config, name) for name in names}
+    compilation_cache_module.reset_cache()
+    jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update(names[1], 0.0)
+    jax.config.update(names[2], 0)
+    yield
+    for name, value in old.items():
+        jax.config.update(name, value)
+    compilation_cache_module.reset_cache()
+
+
+def seed_slice(tree, i):
+    """Seed i of a stacked tree, keeping a leading axis of length 1."""
+    return jax.tree.map(lambda a: a[i : i + 1], tree)
+
+
+def quiet(_line):
+    pass
+
+
+class Killed(Exception):
+    pass
+
+
+def killing_log(after: int, lines: list):
+    """A log callback that records lines and raises on the ``after``-th progress line.
+
+    The engine logs a chunk's progress line before writing its checkpoint, so the checkpoint on
+    disk then holds the chunk before.
+    """
+
+    def log(line):
+        lines.append(line)
+        if sum(bool(PROGRESS.search(x)) for x in lines) >= after:
+            raise Killed(line)
+
+    return log
+
+
+def assert_trees_equal(a, b):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def vmapped_run():
+    return run(ALL)
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def test_loss_falls_on_mwg(vmapped_run):
+    result = vmapped_run
+    variables, _, _ = initial()
+    assert result.losses.shape == (S, 100)
+    assert np.all(np.isfinite(result.losses))
+    initial_loss = result.losses[:, :5].mean(axis=1)
+    final_loss = result.losses[:, -5:].mean(axis=1)
+    assert np.all(final_loss < 0.5 * initial_loss), (initial_loss, final_loss)
+    # The caller's initial variables survive training (the engine donates only its own copies).
+    assert not np.allclose(np.asarray(variables["params"]["C"]), result.variables["params"]["C"])
+    assert result.resumed_from == 0
+
+
+def test_vmapped_seeds_equal_seeds_trained_alone(vmapped_run):
+    variables, data, keys = initial()
+    for i in range(S):
+        alone = run(
+            ALL,
+            variables=seed_slice(variables, i),
+            data=seed_slice(data, i),
+            keys=keys[i : i + 1],
+        )
+        np.testing.assert_allclose(alone.losses[0], vmapped_run.losses[i], rtol=1e-4, atol=1e-6)
+        for a, b in zip(
+            jax.tree.leaves(unstack(alone.variables, 0)),
+            jax.tree.leaves(unstack(vmapped_run.variables, i)),
+            strict=True,
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # The seeds really are different runs.
+    assert not np.allclose(vmapped_run.losses[0], vmapped_run.losses[1])
+
+
+# ----------------------------------------------------------------------------- kill and resume
+
+STAGED = [Stage("lowrank", "lowrank", 100, 1e-2), Stage("neuromod", "neuromod", 100, 2e-2)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_staged():
+    return run(STAGED)
+
+
+@pytest.mark.parametrize(
+    "kill_on_line, resume_step",
+    [(3, 100), (4, 150)],
+    ids=["killed_at_stage_boundary", "killed_inside_second_stage"],
+)
+def test_kill_and_resume_is_bit_identical(
+    tmp_path, uninterrupted_staged, kill_on_line, resume_step
+):
+    ckpt = tmp_path / "run.npz"
+    lines = []
+    with pytest.raises(Killed):
+        run(STAGED, checkpoint=ckpt, log=killing_log(kill_on_line, lines))
+    with np.load(ckpt) as f:
+        meta = json.loads(str(f["meta"]))
+        assert f["losses"].shape == (S, resume_step)
+    assert meta == {"step": resume_step, "total": 200}
+
+    lines = []
+    resumed = run(STAGED, checkpoint=ckpt, log=lines.append)
+    assert "resumed from checkpoint" in lines[0] and f"at step {resume_step}/200" in lines[0]
+    progress = [int(PROGRESS.search(x).group(1)) for x in lines[1:]]
+    assert progress == list(range(resume_step + CHUNK, 201, CHUNK))
+    assert resumed.resumed_from == resume_step
+    np.testing.assert_array_equal(resumed.losses, uninterrupted_staged.losses)
+    assert_trees_equal(resumed.variables, uninterrupted_staged.variables)
+
+    # The finished checkpoint belongs to this 200-step protocol; another one refuses it.
+    with pytest.raises(ValueError, match="200-step protocol"):
+        run(STAGED[:1], checkpoint=ckpt)
+
+
+# ----------------------------------------------------------------------------- frozen groups
+
+LOWRANK = ("L", "R", "B_x", "C", "d")
+NEUROMOD = ("W_z", "B_z", "A_z", "b_z")
+
+
+@pytest.mark.parametrize(
+    "stage, moving, frozen",
+    [
+        (Stage("neuromod", "neuromod", 50, 2e-2), NEUROMOD, LOWRANK),
+        (Stage("lowrank", "lowrank", 50, 1e-2), LOWRANK, NEUROMOD),
+    ],
+    ids=["neuromod", "lowrank"],
+)
+def test_frozen_parameters_do_not_move(stage, moving, frozen):
+    # The stages of STAGED, 50 steps each (same programs). AdamW's weight decay (1e-4) would
+    # move a frozen parameter by ~1e-6 of itself per step if it reached it: exact equality sees it.
+    variables, _, _ = initial()
+    result = run([stage])
+    before, after = variables["params"], result.variables["params"]
+    assert set(before) == set(LOWRANK) | set(NEUROMOD)
+    for name in frozen:
+        np.testing.assert_array_equal(np.asarray(after[name]), np.asarray(before[name]), name)
+    for name in moving:
+        assert np.all(np.any(np.asarray(after[name]) != np.asarray(before[name]), axis=-1)), name
+    assert_trees_equal(result.variables["constants"], variables["constants"])
+
+
+def test_count_trainable_neuromod_on_multitask_sizes():
+    model = NMRNN(N=100, M=5, K=4, O=3, x_inputs=3)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, 7)))["params"]
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    # W_z 5x5 + B_z 5x7 + A_z 4x5 + b_z 4 (SPEC §3: 84 numbers).
+    assert count_trainable(model, params, "neuromod") == 84
+    assert count_trainable(model, params, "lowrank") == 400 + 400 + 300 + 300 + 3
+    assert count_trainable(model, params, "inputs") == 300 + 35
+    assert count_trainable(model, params, "all") == sum(a.size for a in jax.tree.leaves(params))
+
+
+def test_unknown_trainable_group_raises_naming_it():
+    with pytest.raises(ValueError, match="'gates'"):
+        run([Stage("x", "gates", 2, 1e-2)])
+
+
+def test_unknown_optimizer_kind_raises():
+    with pytest.raises(ValueError, match="'sgd'"):
+        run(ALL, optimizer=Optimizer(kind="sgd"))
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def test_nan_raises_training_diverged_and_keeps_last_good_checkpoint(tmp_path):
+    variables, data, keys = initial()
+    bad_seed, bad_step = 1, 70
+    # Poison the batches of (seed 1, step >= 70): their keys go in seed 1's poison table.
+    rows = [jax.random.key_data(jax.random.fold_in(keys[bad_seed], t)) for t in range(70, 100)]
+    data = {**data, "poison": data["poison"].at[bad_seed].set(jnp.stack(rows))}
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(TrainingDiverged) as err:
+        run(ALL, data=data, checkpoint=ckpt)
+    message = str(err.value)
+    assert f"seed index {bad_seed}" in message and f"at step {bad_step}" in message
+    with np.load(ckpt) as f:
+        meta = json.loads(str(f["meta"]))
+        arrays = {k: f[k] for k in f.files if k != "meta"}
+    assert meta["step"] == CHUNK
+    assert arrays["losses"].shape == (S, CHUNK)
+    for name, a in arrays.items():
+        assert np.all(np.isfinite(a)), name
+
+
+# ----------------------------------------------------------------------------- optimizer options
+
+
+def test_reset_every_runs_and_differs_from_no_reset(vmapped_run):
+    reset = run(ALL, optimizer=Optimizer(reset_every=30))
+    # Identical until the first reset (the loss of step 30 is computed before its update)...
+    np.testing.assert_allclose(reset.losses[:, :31], vmapped_run.losses[:, :31], rtol=1e-6)
+    # ...and different afterwards.
+    assert not np.allclose(reset.losses[:, 31:], vmapped_run.losses[:, 31:])
+    assert not np.allclose(reset.variables["params"]["L"], vmapped_run.variables["params"]["L"])
+    assert np.all(np.isfinite(reset.losses))
+
+
+def test_adam_optimizer():
+    variables, data, keys = initial()
+    result = run(
+        ALL,
+        variables=seed_slice(variables, 0),
+        data=seed_slice(data, 0),
+        keys=keys[:1],
+        optimizer=Optimizer(kind="adam", eps=1e-7),
+    )
+    assert np.all(np.isfinite(result.losses))
+    assert result.losses[0, -5:].mean() < 0.5 * result.losses[0, :5].mean()
