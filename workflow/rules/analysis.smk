@@ -21,7 +21,7 @@ rule analyse:
     output:
         f"{RESULTS}/analysis/{{figure}}.npz",
     params:
-        experiments=EXPERIMENTS,
+        experiments=figure_experiments,
         results_dir=results_root,
     wildcard_constraints:
         figure="fig3|fig4|fig5",

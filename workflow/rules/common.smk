@@ -76,18 +76,29 @@ def train_inputs(wildcards):
     return inputs
 
 
-def train_params(wildcards):
-    """The science a training block depends on (a change reruns it)."""
+def _trimmed(name, arch):
+    """An experiment's settings reduced to what one architecture's run depends on: no seed count,
+    no other architecture than itself and its size-matching reference."""
+    exp = EXPERIMENTS[name]
+    keep = {arch, exp.get("match_reference")}
+    trimmed = {k: v for k, v in exp.items() if k not in ("archs", "seeds")}
+    trimmed["archs"] = {a: spec for a, spec in exp["archs"].items() if a in keep}
+    return trimmed
+
+
+def experiments_used(wildcards):
+    """The settings one training or evaluation job depends on (its experiment and the one it
+    starts from, trimmed), so adding seeds or editing another architecture does not rerun it."""
     exp = EXPERIMENTS[wildcards.experiment]
-    return {
-        "experiment": {k: v for k, v in exp.items() if k != "archs"},
-        "arch": exp["archs"][wildcards.arch],
-        "source_arch": EXPERIMENTS.get(exp.get("pretrained"), {}).get("archs", {}).get(
-            wildcards.arch
-        ),
-        "seeds": block_seeds(wildcards),
-        "reset_optimizer_every": config["reset_optimizer_every"],
-    }
+    used = {wildcards.experiment: _trimmed(wildcards.experiment, wildcards.arch)}
+    if "pretrained" in exp:
+        used[exp["pretrained"]] = _trimmed(exp["pretrained"], wildcards.arch)
+    return used
+
+
+def figure_experiments(wildcards):
+    """The settings of the experiments a figure draws."""
+    return {name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]}
 
 
 def trained_block(wildcards):

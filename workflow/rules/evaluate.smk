@@ -6,7 +6,7 @@ rule evaluate:
     output:
         f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/metrics.csv",
     params:
-        experiments=EXPERIMENTS,
+        experiments=experiments_used,
         reference_testset=config["reference_testset"],
         compilation_cache=f"{RESULTS}/jax_cache",
     log:

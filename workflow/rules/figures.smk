@@ -6,8 +6,6 @@ rule plot:
     output:
         png=report(f"{FIGURES}/{{figure}}.png", caption="../report/{figure}.rst", category="Figures"),
         pdf=f"{FIGURES}/{{figure}}.pdf",
-    params:
-        experiments=EXPERIMENTS,
     wildcard_constraints:
         figure="fig3|fig4|fig5",
     log:

@@ -7,10 +7,10 @@ rule train:
     output:
         f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.npz",
     params:
-        science=train_params,
-        experiments=EXPERIMENTS,
+        experiments=experiments_used,
         seeds=block_seeds,
         chunk_size=config["chunk_size"],
+        reset_optimizer_every=config["reset_optimizer_every"],
         compilation_cache=f"{RESULTS}/jax_cache",
         checkpoint=f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.checkpoint.npz",
     log:

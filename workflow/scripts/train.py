@@ -14,7 +14,7 @@ with log_to(sm.log[0]) as log:
         output=sm.output[0],
         checkpoint=sm.params.checkpoint,
         chunk_size=sm.params.chunk_size,
-        reset_optimizer_every=sm.params.science["reset_optimizer_every"],
+        reset_optimizer_every=sm.params.reset_optimizer_every,
         compilation_cache=sm.params.compilation_cache,
         log=log,
     )
