@@ -4,7 +4,7 @@ rule plot:
         analysis=f"{RESULTS}/analysis/{{figure}}.npz",
         metrics=figure_table,
     output:
-        png=report(f"{FIGURES}/{{figure}}.png", caption="../report/{figure}.rst", category="Figures"),
+        png=report(f"{FIGURES}/{{figure}}.png", caption="../report/plot.rst", category="Figures"),
         pdf=f"{FIGURES}/{{figure}}.pdf",
     wildcard_constraints:
         figure="fig3|fig4|fig5",
