@@ -64,6 +64,22 @@ def format_seeds(values: Sequence[float], fmt: str = "{:.3g}") -> str:
     return "[" + ", ".join(fmt.format(v) for v in values) + "]"
 
 
+def format_detail(values, extra: str = "") -> str:
+    """'arch per seed [...]' for a dict arch -> pandas Series of per-seed values, noting NaNs."""
+    parts = [f"{a} per seed {format_seeds(v.to_numpy())}" for a, v in values.items()]
+    dropped = {a: int(v.isna().sum()) for a, v in values.items() if v.isna().any()}
+    if dropped:
+        parts.append(f"seeds with NaN MSE, left out of the test: {dropped}")
+    if extra:
+        parts.append(extra)
+    return "; ".join(parts)
+
+
+def format_seed_counts(values) -> str:
+    """'arch n; ...' for a dict arch -> per-seed values."""
+    return "; ".join(f"{a} {len(v)}" for a, v in values.items())
+
+
 def gather(tables: Sequence[str | Path]) -> pd.DataFrame:
     """Claim rows from every metrics table (named ``<table>.csv``) present."""
     rows = []

@@ -312,18 +312,8 @@ def per_seed_group_mse(metrics: pd.DataFrame, arch: str, groups: Sequence[str]) 
     return rows.groupby("seed")["mse"].apply(lambda v: v.mean(skipna=False)).sort_index()
 
 
-def _detail(values: Mapping[str, pd.Series], extra: str = "") -> str:
-    parts = [f"{a} per seed {cl.format_seeds(v.to_numpy())}" for a, v in values.items()]
-    dropped = {a: int(v.isna().sum()) for a, v in values.items() if v.isna().any()}
-    if dropped:
-        parts.append(f"seeds with NaN MSE, left out of the test: {dropped}")
-    if extra:
-        parts.append(extra)
-    return "; ".join(parts)
-
-
-def _seeds_text(values: Mapping[str, pd.Series]) -> str:
-    return "; ".join(f"{a} {len(v)}" for a, v in values.items())
+_detail = cl.format_detail
+_seeds_text = cl.format_seed_counts
 
 
 def _available(metrics: pd.DataFrame, *archs: str) -> bool:

@@ -409,18 +409,8 @@ def _per_seed(metrics: pd.DataFrame, arch: str) -> pd.Series:
     return rows["mse"].astype(float).reset_index(drop=True)
 
 
-def _detail(values: Mapping[str, pd.Series], extra: str = "") -> str:
-    parts = [f"{a} per seed {cl.format_seeds(v.to_numpy())}" for a, v in values.items()]
-    dropped = {a: int(v.isna().sum()) for a, v in values.items() if v.isna().any()}
-    if dropped:
-        parts.append(f"seeds with NaN MSE, left out of the test: {dropped}")
-    if extra:
-        parts.append(extra)
-    return "; ".join(parts)
-
-
-def _seeds_text(values: Mapping[str, pd.Series]) -> str:
-    return "; ".join(f"{a} {len(v)}" for a, v in values.items())
+_detail = cl.format_detail
+_seeds_text = cl.format_seed_counts
 
 
 def _lstm_level(nm: pd.Series, lstm: pd.Series) -> tuple[dict, bool]:
