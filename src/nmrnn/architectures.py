@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.models import LSTM, LRRNN, NMRNN, LinearNMRNN, VanillaRNN
+from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
 
 MODEL_CLASSES: dict[str, Callable[..., nn.Module]] = {
     "nmrnn": NMRNN,
@@ -52,7 +52,7 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
 
 
 def count_parameters(variables_or_params: Mapping[str, Any]) -> int:
-    """Number of trainable numbers: the leaves of the ``params`` collection (or of a params tree)."""
+    """Number of trainable numbers: the leaves of ``params`` (or of a bare params tree)."""
     tree = variables_or_params.get("params", variables_or_params)
     return int(sum(leaf.size for leaf in jax.tree.leaves(tree)))
 

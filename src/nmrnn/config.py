@@ -135,4 +135,6 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
 def seed_blocks(n_seeds: int, seeds_per_job: int) -> list[list[int]]:
     """Seeds 0..n-1 cut into consecutive blocks; block b always holds the same seeds, so raising
     the seed count only adds blocks (when n was a multiple of the block size)."""
-    return [list(range(b, min(b + seeds_per_job, n_seeds))) for b in range(0, n_seeds, seeds_per_job)]
+    return [
+        list(range(b, min(b + seeds_per_job, n_seeds))) for b in range(0, n_seeds, seeds_per_job)
+    ]

@@ -12,7 +12,8 @@ def orthonormal_columns(L: jax.Array) -> jax.Array:
     """Q of the reduced QR decomposition of L (N, K) with a positive diagonal in R.
 
     Computed by modified Gram–Schmidt over the K columns: for the small K of this paper (1–12) it
-    is cheaper than a Householder QR, and fixing diag(R) > 0 makes Q a smooth function of L (LAPACK's
+    is cheaper than a Householder QR, and fixing diag(R) > 0 makes Q a smooth function of L
+    (LAPACK's
     Householder sign convention flips a column of Q whenever a pivot of L changes sign).
     """
     cols = []

@@ -1,7 +1,8 @@
 """One training engine for every model, task and protocol of the paper.
 
 S seeds train together as a leading ``vmap`` axis of one jitted program. Steps run in jitted chunks
-(``lax.scan``); after each chunk the engine prints a progress line, checks the losses for NaN/inf and
+(``lax.scan``); after each chunk the engine prints a progress line, checks the losses for NaN/inf
+and
 writes a checkpoint, so a killed run resumes where it stopped and ends bit-identical to an
 uninterrupted one (every random draw is keyed by (seed, step), never by how the run was split).
 Staged protocols (train the low-rank part, then the neuromodulatory part, then everything) are
@@ -78,11 +79,11 @@ class Optimizer:
 
 
 class TrainResult(NamedTuple):
-    variables: dict        # final variables, every leaf with a leading seed axis (S, ...)
-    losses: np.ndarray     # (S, total_steps) training loss per step
-    wall_s: float          # wall time of this call, compile included
-    compile_s: float       # seconds spent compiling (ahead of time, once per stage and chunk length)
-    resumed_from: int      # step the run resumed from (0 for a fresh run)
+    variables: dict  # final variables, every leaf with a leading seed axis (S, ...)
+    losses: np.ndarray  # (S, total_steps) training loss per step
+    wall_s: float  # wall time of this call, compile included
+    compile_s: float  # seconds spent compiling (ahead of time, once per stage and chunk length)
+    resumed_from: int  # step the run resumed from (0 for a fresh run)
 
 
 def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) -> dict:
@@ -102,7 +103,11 @@ def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) 
 def count_trainable(model: nn.Module, params: Mapping[str, Any], trainable: str) -> int:
     """How many numbers a stage with ``trainable`` updates (per seed, if params are unstacked)."""
     mask = trainable_mask(model, params, trainable)
-    return int(sum(p.size for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m))
+    return int(
+        sum(
+            p.size for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask), strict=True) if m
+        )
+    )
 
 
 def _masked(tx: optax.GradientTransformation, mask: dict) -> optax.GradientTransformation:
@@ -131,7 +136,7 @@ def _flat(tree) -> dict[str, np.ndarray]:
 def _unflat(template, arrays: Mapping[str, np.ndarray], prefix: str):
     leaves, treedef = jax.tree.flatten(template)
     loaded = [jnp.asarray(arrays[f"{prefix}{i:04d}"]) for i in range(len(leaves))]
-    for a, b in zip(loaded, leaves):
+    for a, b in zip(loaded, leaves, strict=True):
         if a.shape != b.shape:
             raise ValueError(f"checkpoint leaf has shape {a.shape}, expected {b.shape}")
     return jax.tree.unflatten(treedef, loaded)
@@ -156,7 +161,8 @@ def load_checkpoint(path: Path, template: dict) -> dict:
     with np.load(path, allow_pickle=False) as f:
         arrays = dict(f)
     state = {
-        key: _unflat(template[key], arrays, f"{key}/") for key in ("params", "constants", "opt_state")
+        key: _unflat(template[key], arrays, f"{key}/")
+        for key in ("params", "constants", "opt_state")
     }
     state["losses"] = arrays["losses"]
     state["meta"] = json.loads(str(arrays["meta"]))
@@ -189,15 +195,11 @@ def _stage_runner(model, stage: Stage, optimizer: Optimizer, batch_fn: BatchFn, 
             if optimizer.reset_every:
                 fresh = reset_all(params)
                 do_reset = (stage_step % optimizer.reset_every == 0) & (stage_step > 0)
-                opt_state = jax.tree.map(
-                    lambda a, b: jnp.where(do_reset, a, b), fresh, opt_state
-                )
+                opt_state = jax.tree.map(lambda a, b: jnp.where(do_reset, a, b), fresh, opt_state)
             params, opt_state, value = step_all(params, constants, opt_state, data, keys, step)
             return (params, opt_state), value
 
-        (params, opt_state), losses = jax.lax.scan(
-            body, (params, opt_state), (steps, stage_steps)
-        )
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (steps, stage_steps))
         return params, opt_state, losses
 
     return jax.jit(chunk, donate_argnums=(0, 2)), reset_all
@@ -269,7 +271,11 @@ def train(
                 f"this run has {total} steps; delete it to start over"
             )
         stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran step done-1
-        template = {"params": params, "constants": constants, "opt_state": runners[stage_i][1](params)}
+        template = {
+            "params": params,
+            "constants": constants,
+            "opt_state": runners[stage_i][1](params),
+        }
         state = load_checkpoint(checkpoint, template)
         params, constants, losses = state["params"], state["constants"], state["losses"]
         opt_state = state["opt_state"] if done > boundaries[stage_i] else None

@@ -52,7 +52,9 @@ if REFERENCE.exists():
 # keys that, set in the (workflow) smoke profile, override the SLURM profile
 CLOBBERING_KEYS = ("executor", "default-resources", "set-resources", "resources")
 
-SNAKEMAKE_TIMEOUT = 1500  # s, one run: 21 training jobs, 2 at a time (bounded so CI stays inside 90 min)
+SNAKEMAKE_TIMEOUT = (
+    1500  # s, one run: 21 training jobs, 2 at a time (bounded so CI stays inside 90 min)
+)
 CLUSTER_UP_TIMEOUT = 900  # s, includes apt-get install on a fresh machine
 CHECKPOINT_WAIT = 180  # s, how long to wait for a checkpoint before cancelling
 CMD_TIMEOUT = 30  # s, any single squeue/sacct/scancel call
