@@ -13,8 +13,7 @@ def orthonormal_columns(L: jax.Array) -> jax.Array:
 
     Computed by modified Gram–Schmidt over the K columns: for the small K of this paper (1–12) it
     is cheaper than a Householder QR, and fixing diag(R) > 0 makes Q a smooth function of L
-    (LAPACK's
-    Householder sign convention flips a column of Q whenever a pivot of L changes sign).
+    (LAPACK's Householder sign convention flips a column of Q whenever a pivot of L changes sign).
     """
     cols = []
     for k in range(L.shape[1]):
