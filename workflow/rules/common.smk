@@ -26,6 +26,7 @@ FIGURE_EXPERIMENTS = {
 }
 METRICS_OF = {"fig2": "theory", "fig3": "mwg", "fig4": "multitask", "fig5": "eft"}
 ENVS = "../../envs"
+TRAINING_ENV = f"{ENVS}/{config['training_env']}.yaml"
 
 
 def _alternatives(names):

@@ -20,7 +20,7 @@ rule train:
     resources:
         training=1,
     conda:
-        f"{ENVS}/cpu.yaml"
+        TRAINING_ENV
     script:
         "../scripts/train.py"
 
