@@ -1,0 +1,407 @@
+"""What training costs: ms per training iteration per seed for every experiment × architecture
+of ``config.yaml``, and the projected compute of the full paper run.
+
+    python -m nmrnn.bench                      # every row, S = 1 and S = 5 seeds per program
+    python -m nmrnn.bench --only mwg:nmrnn --seeds 1,5 --steps 100 --json
+    python -m nmrnn.bench --compare            # autodiff vs custom-VJP NM-RNN gradient
+
+Each row runs the real engine (:func:`nmrnn.training.train`, the experiment's own model, batch
+function and optimizer, at the paper's sizes, batch and trial length) for one warm-up chunk and
+``--chunks`` timed chunks of ``--steps`` steps, and reports the fastest timed chunk per step and
+per seed (wall clock; CPU time of this process alongside), with compilation timed separately.
+Every ratio is measured within one run: on a shared machine compare rows of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nmrnn import config as config_io
+from nmrnn import experiments as ex
+from nmrnn import fast_rollout, training
+from nmrnn.architectures import count_parameters
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")  # models whose loop has a custom VJP
+
+
+# ----------------------------------------------------------------------------- what to run
+
+
+def paper_rows(experiments: dict) -> list[tuple[str, str]]:
+    """Every (experiment, architecture) of the config, in config order."""
+    return [(name, arch) for name, exp in experiments.items() for arch in exp["archs"]]
+
+
+def _select(rows, only: Sequence[str]) -> list[tuple[str, str]]:
+    if not only:
+        return rows
+    wanted = []
+    for item in only:
+        experiment, _, arch = item.partition(":")
+        hits = [r for r in rows if r[0] == experiment and arch in ("", "*", r[1])]
+        if not hits:
+            known = ", ".join(f"{e}:{a}" for e, a in rows)
+            raise SystemExit(f"--only {item}: no such experiment:arch (known: {known})")
+        wanted += [h for h in hits if h not in wanted]
+    return wanted
+
+
+@contextlib.contextmanager
+def autodiff_gradient() -> Iterator[None]:
+    """Within the block, models trace the NM-RNN and LR-RNN loops as a plain ``lax.scan``
+    differentiated by JAX (the baseline) instead of the custom-VJP rollouts of
+    :mod:`nmrnn.fast_rollout`."""
+    fast = fast_rollout.nmrnn_rollout, fast_rollout.lrrnn_rollout
+    fast_rollout.nmrnn_rollout = fast_rollout.nmrnn_rollout_scan
+    fast_rollout.lrrnn_rollout = fast_rollout.lrrnn_rollout_scan
+    try:
+        yield
+    finally:
+        fast_rollout.nmrnn_rollout, fast_rollout.lrrnn_rollout = fast
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int):
+    """Model, stacked variables, stacked data, data keys for ``n_seeds`` seeds. Timing does not
+    depend on the values, so every seed gets seed 0's data (and, for a transfer experiment, a
+    freshly initialised source model stands in for the pretrained one)."""
+    exp = experiments[experiment]
+    seeds = list(range(n_seeds))
+    pretrained = None
+    if "pretrained" in exp:
+        _, source = ex.initial_variables(experiments, exp["pretrained"], arch, seeds)
+        pretrained = [training.unstack(source, i) for i in seeds]
+    model, variables = ex.initial_variables(experiments, experiment, arch, seeds, pretrained)
+    data0 = {k: v for k, v in ex.make_task_data(exp, experiment, 0).items() if k == "train"}
+    data = ex.stack([data0] * n_seeds)
+    keys = jnp.stack([jax.random.fold_in(ex.data_key(experiment, s), 1) for s in seeds])
+    example = ex.batch_function(exp)(data0, keys[0])
+    return model, variables, data, keys, example
+
+
+def measure_training(
+    experiments: dict,
+    experiment: str,
+    arch: str,
+    n_seeds: int,
+    steps: int = 50,
+    chunks: int = 3,
+    autodiff: bool = False,
+) -> dict[str, Any]:
+    """Time the engine on one (experiment, architecture) with ``n_seeds`` seeds in one program.
+
+    Runs the architecture's last protocol stage for 1 + ``chunks`` chunks of ``steps`` steps and
+    returns a row: ms per step per seed of the fastest timed chunk (wall and process CPU), the
+    median, and the compile time. ``autodiff``: NM-RNN gradient by plain autodiff (baseline).
+    """
+    exp = experiments[experiment]
+    model, variables, data, keys, example = _setup(experiments, experiment, arch, n_seeds)
+    last = ex.stages(exp, arch)[-1]
+    stage = training.Stage(last.name, last.trainable, steps * (chunks + 1), last.learning_rate)
+    stamps: list[tuple[float, float]] = []
+
+    def log(_line: str) -> None:  # called once after every chunk
+        stamps.append((time.perf_counter(), time.process_time()))
+
+    with autodiff_gradient() if autodiff else contextlib.nullcontext():
+        result = training.train(
+            model,
+            variables,
+            [stage],
+            ex.optimizer(exp),
+            ex.batch_function(exp),
+            data,
+            keys,
+            chunk_size=steps,
+            log=log,
+        )
+    wall = np.diff([s[0] for s in stamps]) / (steps * n_seeds) * 1e3
+    cpu = np.diff([s[1] for s in stamps]) / (steps * n_seeds) * 1e3
+    B, T, U = example.inputs.shape
+    return {
+        "experiment": experiment,
+        "arch": arch,
+        "model": type(model).__name__,
+        "gradient": "autodiff" if autodiff else "default",
+        "seeds": n_seeds,
+        "batch": int(B),
+        "T": int(T),
+        "U": int(U),
+        "n_params": count_parameters(training.unstack(variables, 0)),
+        "steps_timed": steps * chunks,
+        "ms_per_seed_iter": float(wall.min()),
+        "ms_per_seed_iter_median": float(np.median(wall)),
+        "cpu_ms_per_seed_iter": float(cpu.min()),
+        "compile_s": float(result.compile_s),
+        "paper_steps": int(sum(s.steps for s in ex.stages(exp, arch))),
+        "paper_seeds": int(exp["seeds"]),
+        "load_avg_1min": os.getloadavg()[0],
+    }
+
+
+# ----------------------------------------------------------------------------- gradient only
+
+
+def _batch_loss(model, variables, batch):
+    from nmrnn.tasks.common import masked_mse
+
+    constants = variables["constants"]
+
+    def loss(params):
+        y = model.apply({"params": params, "constants": constants}, batch.inputs)["y"]
+        return masked_mse(y, batch.targets, batch.mask)
+
+    return loss
+
+
+def compare_gradients(
+    experiments: dict, experiment: str, arch: str, n_seeds: int, steps: int = 20, reps: int = 5
+) -> list[dict[str, Any]]:
+    """Forward pass, autodiff gradient and custom-VJP gradient of one architecture's loss on one
+    batch, ``n_seeds`` seeds vmapped, timed interleaved (A, B, C, A, B, C, ...) in one process.
+    Each call runs ``steps`` evaluations in one jitted loop whose parameters change every step
+    (so nothing is hoisted). Returns one row per variant."""
+    model, variables, _, _, batch = _setup(experiments, experiment, arch, n_seeds)
+    params = variables["params"]
+
+    def program(kind: str):
+        def one_seed(p, v):
+            loss = _batch_loss(model, v, batch)
+            if kind == "forward":
+                value = loss(p)
+                return value, jax.tree.map(lambda a: jnp.zeros_like(a) + value, p)
+            return jax.value_and_grad(loss)(p)
+
+        def run(p):
+            def body(p, _):
+                value, grads = jax.vmap(one_seed)(p, variables)
+                return jax.tree.map(lambda a, g: a - 1e-9 * g, p, grads), value
+
+            return jax.lax.scan(body, p, None, length=steps)[1]
+
+        with autodiff_gradient() if kind == "autodiff" else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            compiled = jax.jit(run).lower(params).compile()
+            return compiled, time.perf_counter() - t0
+
+    kinds = ("forward", "autodiff", "custom_vjp")
+    compiled = {k: program(k) for k in kinds}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    for k in kinds:
+        jax.block_until_ready(compiled[k][0](params))
+    for _ in range(reps):
+        for k in kinds:
+            t0, c0 = time.perf_counter(), time.process_time()
+            jax.block_until_ready(compiled[k][0](params))
+            scale = 1e3 / (steps * n_seeds)
+            times[k].append(
+                ((time.perf_counter() - t0) * scale, (time.process_time() - c0) * scale)
+            )
+    return [
+        {
+            "experiment": experiment,
+            "arch": arch,
+            "what": k,
+            "seeds": n_seeds,
+            "ms_per_seed": min(t[0] for t in times[k]),
+            "cpu_ms_per_seed": min(t[1] for t in times[k]),
+            "compile_s": compiled[k][1],
+            "load_avg_1min": os.getloadavg()[0],
+        }
+        for k in kinds
+    ]
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def projected_hours(rows: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (experiment, arch): paper steps × seeds × the better per-seed cost of S = 1 / S = n,
+    in hours of this machine (wall and CPU)."""
+    best: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        key = (row["experiment"], row["arch"])
+        if key not in best or row["ms_per_seed_iter"] < best[key]["ms_per_seed_iter"]:
+            best[key] = row
+    return {
+        key: {
+            "seeds_per_program": row["seeds"],
+            "hours": row["paper_steps"] * row["paper_seeds"] * row["ms_per_seed_iter"] / 3.6e6,
+            "cpu_hours": row["paper_steps"]
+            * row["paper_seeds"]
+            * row["cpu_ms_per_seed_iter"]
+            / 3.6e6,
+        }
+        for key, row in best.items()
+    }
+
+
+def format_table(rows: list[dict], seed_counts: Sequence[int]) -> str:
+    base_s = seed_counts[0]
+    hours = projected_hours(rows)
+    by_key: dict[tuple[str, str], dict[int, dict]] = {}
+    for row in rows:
+        by_key.setdefault((row["experiment"], row["arch"]), {})[row["seeds"]] = row
+    head = f"{'experiment:arch':<34}{'B×T':>9}"
+    for s in seed_counts:
+        head += f"{f'S={s} ms':>10}{'cpu':>7}"
+    for s in seed_counts[1:]:
+        head += f"{f'S{s}/S{base_s}':>8}"
+    head += f"{'compile s':>11}{'steps×seeds':>13}{'hours':>8}"
+    lines = [head, "-" * len(head)]
+    total = total_cpu = 0.0
+    for key, per in by_key.items():
+        any_row = next(iter(per.values()))
+        shape = f"{any_row['batch']}×{any_row['T']}"
+        line = f"{key[0] + ':' + key[1]:<34}{shape:>9}"
+        for s in seed_counts:
+            r = per.get(s)
+            line += (
+                f"{r['ms_per_seed_iter']:>10.2f}{r['cpu_ms_per_seed_iter']:>7.2f}"
+                if r
+                else " " * 17
+            )
+        for s in seed_counts[1:]:
+            if s in per and base_s in per:
+                ratio = per[s]["ms_per_seed_iter"] / per[base_s]["ms_per_seed_iter"]
+                line += f"{ratio:>8.2f}"
+            else:
+                line += " " * 8
+        compile_s = "/".join(f"{per[s]['compile_s']:.1f}" for s in seed_counts if s in per)
+        h = hours[key]
+        total += h["hours"]
+        total_cpu += h["cpu_hours"]
+        budget = f"{any_row['paper_steps']}×{any_row['paper_seeds']}"
+        line += f"{compile_s:>11}{budget:>13}"
+        line += f"{h['hours']:>8.2f}"
+        lines.append(line)
+    lines.append("-" * len(head))
+    lines.append(
+        f"ms: wall ms per training iteration per seed (fastest timed chunk); cpu: process CPU ms; "
+        f"S{seed_counts[-1]}/S{base_s}: per-seed cost ratio (< 1: seeds together are cheaper)."
+    )
+    lines.append(
+        f"Projected full paper config (steps × seeds × the better of the per-seed costs): "
+        f"{total:.1f} h wall on this machine, {total_cpu:.1f} CPU-hours; load average "
+        f"{np.mean([r['load_avg_1min'] for r in rows]):.1f} on {os.cpu_count()} CPUs while timing."
+    )
+    return "\n".join(lines)
+
+
+def format_compare(rows: list[dict]) -> str:
+    lines = [
+        f"{'experiment:arch':<28}{'S':>3}{'forward':>10}{'autodiff':>10}{'custom':>10}"
+        f"{'custom/autodiff':>17}{'(cpu)':>7}"
+    ]
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        groups.setdefault((r["experiment"], r["arch"], r["seeds"]), {})[r["what"]] = r
+    for (e, a, s), g in groups.items():
+        f, ad, cv = g["forward"], g["autodiff"], g["custom_vjp"]
+        lines.append(
+            f"{e + ':' + a:<28}{s:>3}{f['ms_per_seed']:>10.2f}{ad['ms_per_seed']:>10.2f}"
+            f"{cv['ms_per_seed']:>10.2f}{cv['ms_per_seed'] / ad['ms_per_seed']:>17.2f}"
+            f"{cv['cpu_ms_per_seed'] / ad['cpu_ms_per_seed']:>7.2f}"
+        )
+    lines.append("ms per seed per loss evaluation (forward) or value-and-gradient, one batch.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nmrnn.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="config file (config.yaml)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="EXPERIMENT:ARCH",
+        help="restrict to these rows (repeatable; 'mwg' or 'mwg:*' for all archs)",
+    )
+    parser.add_argument("--seeds", default="1,5", help="seed counts per program, e.g. 1,5")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed chunk")
+    parser.add_argument("--chunks", type=int, default=3, help="timed chunks (after one warm-up)")
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="NM-RNN and LR-RNN rows: forward vs autodiff vs custom-VJP gradient, and the "
+        "training step with either gradient",
+    )
+    args = parser.parse_args(argv)
+
+    config = config_io.load(args.config)
+    experiments = config["experiments"]
+    seed_counts = [int(s) for s in args.seeds.split(",") if s]
+    rows = _select(paper_rows(experiments), args.only)
+    progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    if args.compare:
+        nm_rows = [
+            (e, a)
+            for e, a in rows
+            if ex.model_settings(experiments, e, a)["model"] in CUSTOM_VJP_MODELS
+        ]
+        grads, steps_rows = [], []
+        for e, a in nm_rows:
+            for s in seed_counts:
+                progress(f"compare {e}:{a} S={s}")
+                grads += compare_gradients(experiments, e, a, s)
+                # Alternated twice (A B A B) and the faster of each kept: load on a shared
+                # machine comes in bursts longer than one timing.
+                runs = {True: [], False: []}
+                for autodiff in (True, False, True, False):
+                    runs[autodiff].append(
+                        measure_training(experiments, e, a, s, args.steps, args.chunks, autodiff)
+                    )
+                for autodiff in (True, False):
+                    steps_rows.append(min(runs[autodiff], key=lambda r: r["ms_per_seed_iter"]))
+        if args.json:
+            print(json.dumps(grads + steps_rows, indent=1))
+            return 0
+        print(format_compare(grads))
+        print()
+        print("Training iteration (engine), ms per seed: autodiff vs custom-VJP gradient")
+        for i in range(0, len(steps_rows), 2):
+            ad, cv = steps_rows[i], steps_rows[i + 1]
+            print(
+                f"{ad['experiment'] + ':' + ad['arch']:<28}S={ad['seeds']:<3}"
+                f"autodiff {ad['ms_per_seed_iter']:7.2f} (cpu {ad['cpu_ms_per_seed_iter']:.2f})  "
+                f"custom {cv['ms_per_seed_iter']:7.2f} (cpu {cv['cpu_ms_per_seed_iter']:.2f})  "
+                f"ratio {cv['ms_per_seed_iter'] / ad['ms_per_seed_iter']:.2f}"
+            )
+        return 0
+
+    results = []
+    for e, a in rows:
+        for s in seed_counts:
+            progress(f"{e}:{a} S={s}")
+            results.append(measure_training(experiments, e, a, s, args.steps, args.chunks))
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(format_table(results, seed_counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
