@@ -50,6 +50,14 @@ def _initial_state(module: nn.Module, name: str, size: int, random: bool) -> Arr
     return var.value
 
 
+def _readout(module: nn.Module, N: int, O: int) -> tuple[Array, Array]:
+    """Readout y = C x + d with C, d ~ N(0, 1/N); d is zero (not a parameter) without a bias."""
+    C = module.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
+    if module.readout_bias:
+        return C, module.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
+    return C, jnp.zeros((O,), jnp.float32)
+
+
 def _time_major(a: Array) -> Array:
     return jnp.swapaxes(a, 0, 1)
 
@@ -131,12 +139,7 @@ class NMRNN(nn.Module):
         R = self.param("R", _normal(lr_scale), (N, K))
         B_x = self.param("B_x", _normal(1.0 / jnp.sqrt(Ux)), (N, Ux))
         B_z = self.param("B_z", _normal(1.0 / jnp.sqrt(U)), (M, U))
-        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
-        d = (
-            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
-            if self.readout_bias
-            else jnp.zeros((O,), jnp.float32)
-        )
+        C, d = _readout(self, N, O)
         W_z = self.param("W_z", _normal(nm_scale_w), (M, M))
         A_z = self.param("A_z", _normal(nm_scale_w), (K, M))
         b_z = self.param("b_z", _normal(nm_scale_b), (K,))
@@ -222,12 +225,7 @@ class LRRNN(nn.Module):
         L = self.param("L", _normal(lr_scale), (N, K))
         R = self.param("R", _normal(lr_scale), (N, K))
         B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
-        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
-        d = (
-            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
-            if self.readout_bias
-            else jnp.zeros((O,), jnp.float32)
-        )
+        C, d = _readout(self, N, O)
         x0 = _initial_state(self, "x0", N, random=eft)
         left = low_rank_factors(L, self.normalisation)
         gain = 1.0 / N if self.normalisation == "inv_n" else 1.0
@@ -266,12 +264,7 @@ class VanillaRNN(nn.Module):
         U = inputs.shape[-1]
         W = self.param("W", _normal(1.0), (N, N))
         B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
-        C = self.param("C", _normal(1.0 / jnp.sqrt(N)), (O, N))
-        d = (
-            self.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
-            if self.readout_bias
-            else jnp.zeros((O,), jnp.float32)
-        )
+        C, d = _readout(self, N, O)
         x0 = _initial_state(self, "x0", N, random=self.init_scheme == "eft")
         a = 1.0 / self.tau_x
         drive = _time_major(inputs @ B.T)
