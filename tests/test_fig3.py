@@ -151,10 +151,14 @@ def _tiny_experiments():
         "match_reference": "nmrnn",
         "optimizer": {"kind": "clip_adamw", "clip": 1.0, "weight_decay": 1e-4},
         "archs": {
-            "nmrnn": {"model": "nmrnn", "settings": {"N": 8, "M": 2, "K": 2, "tau_x": 10,
-                                                      "tau_z": 100}},  # fmt: skip
-            "nmrnn_rank1": {"model": "nmrnn", "settings": {"N": 8, "M": 2, "K": 1, "tau_x": 10,
-                                                            "tau_z": 100}},  # fmt: skip
+            "nmrnn": {
+                "model": "nmrnn",
+                "settings": {"N": 8, "M": 2, "K": 2, "tau_x": 10, "tau_z": 100},
+            },  # fmt: skip
+            "nmrnn_rank1": {
+                "model": "nmrnn",
+                "settings": {"N": 8, "M": 2, "K": 1, "tau_x": 10, "tau_z": 100},
+            },  # fmt: skip
             "lrrnn": {"model": "lrrnn", "settings": {"N": "match", "K": 2, "tau_x": 10}},
         },
     }

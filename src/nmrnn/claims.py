@@ -18,15 +18,15 @@ from scipy import stats
 
 ALPHA = 0.05
 COLUMNS = (
-    "claim",      # id, e.g. "1-longer"
+    "claim",  # id, e.g. "1-longer"
     "statement",  # what the paper says, in one sentence
-    "metric",     # what is compared, e.g. "MSE on longer intervals (median across seeds)"
-    "values",     # per architecture: "nmrnn 0.012 (n=5); lrrnn 0.034 (n=5)"
-    "seeds",      # seeds per architecture
-    "test",       # e.g. "one-sided Mann-Whitney U, nmrnn < lrrnn"
+    "metric",  # what is compared, e.g. "MSE on longer intervals (median across seeds)"
+    "values",  # per architecture: "nmrnn 0.012 (n=5); lrrnn 0.034 (n=5)"
+    "seeds",  # seeds per architecture
+    "test",  # e.g. "one-sided Mann-Whitney U, nmrnn < lrrnn"
     "p_value",
-    "holds",      # True / False
-    "detail",     # per-seed values or any caveat
+    "holds",  # True / False
+    "detail",  # per-seed values or any caveat
 )
 TABLE_MODULES = {"mwg": "fig3", "multitask": "fig4", "eft": "fig5", "theory": "fig2"}
 

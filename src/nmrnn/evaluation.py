@@ -98,11 +98,15 @@ def reference_subset(folder: str | Path, experiment_task: str) -> TaskData | Non
         return None
     ref = multitask.load_reference_testset(folder)
     if experiment_task == "multitask":
-        sub = TaskData(*(np.asarray(a)[:75] for a in ref[:3]), {k: np.asarray(v)[:75]
-                                                                 for k, v in ref.events.items()})
+        sub = TaskData(
+            *(np.asarray(a)[:75] for a in ref[:3]),
+            {k: np.asarray(v)[:75] for k, v in ref.events.items()},
+        )
         return sub._replace(inputs=sub.inputs[..., :6])
-    return TaskData(*(np.asarray(a)[75:] for a in ref[:3]), {k: np.asarray(v)[75:]
-                                                             for k, v in ref.events.items()})
+    return TaskData(
+        *(np.asarray(a)[75:] for a in ref[:3]),
+        {k: np.asarray(v)[75:] for k, v in ref.events.items()},
+    )
 
 
 def evaluate(

@@ -8,8 +8,8 @@ trajectories, each ``(batch, time, ·)``: always ``y`` (outputs), plus ``x`` (fa
 (neuromodulatory state) and ``s`` (gains) for NM-RNNs, ``x`` for the low-rank and vanilla RNNs,
 ``h`` and ``c`` for the LSTM.
 
-Symbols follow the paper: L, R (N×K) the low-rank factors, s (K) the neuromodulatory gains, z (M) the
-neuromodulatory state, τx and τz the time constants, φ = tanh. Euler steps of dt = 1.
+Symbols follow the paper: L, R (N×K) the low-rank factors, s (K) the neuromodulatory gains,
+z (M) the neuromodulatory state, τx and τz the time constants, φ = tanh. Euler steps of dt = 1.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ class NMRNN(nn.Module):
         readout_bias: include d.
         init_scheme: ``"default"`` (MWG, multitask) or ``"eft"`` (the feedback model's scaling,
             SPEC §1); ``"eft"`` also draws x_0, z_0 at random once per run.
-        linear: use φ(x) = x and R = L = Q in the x update (the linear symmetric NM-RNN of the theory).
+        linear: use φ(x) = x and R = L = Q in the x update (the linear symmetric NM-RNN of the
+            theory).
     """
 
     N: int
@@ -123,7 +124,8 @@ class NMRNN(nn.Module):
             s_override_mask: (K,) bool.
 
         Returns:
-            dict with y (batch, time, O), x (batch, time, N), z (batch, time, M), s (batch, time, K).
+            dict with y (batch, time, O), x (batch, time, N), z (batch, time, M),
+            s (batch, time, K).
         """
         N, M, K, O = self.N, self.M, self.K, self.O
         U = inputs.shape[-1]

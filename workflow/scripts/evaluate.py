@@ -4,6 +4,14 @@ from nmrnn.pipeline import evaluate_seed, log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    evaluate_seed(sm.params.experiments, sm.wildcards.experiment, sm.wildcards.arch,
-                  int(sm.wildcards.seed), sm.input.params, sm.input.data, sm.output[0],
-                  sm.params.reference_testset, sm.params.compilation_cache)
+    evaluate_seed(
+        sm.params.experiments,
+        sm.wildcards.experiment,
+        sm.wildcards.arch,
+        int(sm.wildcards.seed),
+        sm.input.params,
+        sm.input.data,
+        sm.output[0],
+        sm.params.reference_testset,
+        sm.params.compilation_cache,
+    )

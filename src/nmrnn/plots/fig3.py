@@ -284,7 +284,7 @@ def draw_outputs(axes, analysis, archs, colors):
         _draw_outputs(ax, np.asarray(entry["y_best"]), targets, colors, title)
         ax.title.set_color(arch_color(arch, archs))
         ax.set_xlabel("time (steps)")
-    for ax in axes[len(archs):]:
+    for ax in axes[len(archs) :]:
         ax.set_axis_off()
     axes[0].set_ylabel("output y (dashed: target)")
 
