@@ -32,6 +32,7 @@ from nmrnn import config as config_io
 from nmrnn import experiments as ex
 from nmrnn import fast_rollout, training
 from nmrnn.architectures import count_parameters
+from nmrnn.pipeline import limit_cpu_threads
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")  # models whose loop has a custom VJP
@@ -298,7 +299,8 @@ def format_table(rows: list[dict], seed_counts: Sequence[int]) -> str:
     lines.append(
         f"Projected full paper config (steps × seeds × the better of the per-seed costs): "
         f"{total:.1f} h wall on this machine, {total_cpu:.1f} CPU-hours; load average "
-        f"{np.mean([r['load_avg_1min'] for r in rows]):.1f} on {os.cpu_count()} CPUs while timing."
+        f"{np.mean([r['load_avg_1min'] for r in rows]):.1f} on {os.cpu_count()} CPUs while timing; "
+        f"device {jax.devices()[0].platform}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}."
     )
     return "\n".join(lines)
 
@@ -342,12 +344,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=3, help="timed chunks (after one warm-up)")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per program, as a pipeline training job with that many threads gets "
+        "(1: single-threaded XLA, the pipeline's default; 2+: XLA's thread pool)",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="NM-RNN and LR-RNN rows: forward vs autodiff vs custom-VJP gradient, and the "
         "training step with either gradient",
     )
     args = parser.parse_args(argv)
+    limit_cpu_threads(args.threads)
 
     config = config_io.load(args.config)
     experiments = config["experiments"]

@@ -16,5 +16,6 @@ with log_to(sm.log[0]) as log:
         chunk_size=sm.params.chunk_size,
         reset_optimizer_every=sm.params.reset_optimizer_every,
         compilation_cache=sm.params.compilation_cache,
+        threads=sm.threads,
         log=log,
     )
