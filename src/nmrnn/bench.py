@@ -405,7 +405,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for e, a in rows:
         for s in seed_counts:
             progress(f"{e}:{a} S={s}")
-            results.append(measure_training(experiments, e, a, s, args.steps, args.chunks))
+            row = measure_training(experiments, e, a, s, args.steps, args.chunks)
+            progress(
+                f"  {row['ms_per_seed_iter']:.2f} ms per seed-iteration, "
+                f"compile {row['compile_s']:.1f} s"
+            )
+            results.append(row)
     if args.json:
         print(json.dumps(results, indent=1))
     else:
