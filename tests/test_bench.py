@@ -1,0 +1,45 @@
+"""The benchmark's projection arithmetic and one real (tiny) measurement."""
+
+import json
+
+import pytest
+
+from nmrnn import bench
+
+
+def row(seeds, ms, steps=1000, paper_seeds=5):
+    return {
+        "experiment": "mwg",
+        "arch": "nmrnn",
+        "seeds": seeds,
+        "ms_per_seed_iter": ms,
+        "cpu_ms_per_seed_iter": 2 * ms,
+        "paper_steps": steps,
+        "paper_seeds": paper_seeds,
+    }
+
+
+def test_projection_counts_whole_programs_and_picks_the_cheapest():
+    # 5 seeds: S=1 -> 5 programs x 1 seed x 2 ms; S=10 -> 1 program of 10 slots x 0.5 ms.
+    hours = bench.projected_hours([row(1, 2.0), row(10, 0.5)])[("mwg", "nmrnn")]
+    assert hours["seeds_per_program"] == 10
+    assert hours["hours"] == pytest.approx(1000 * 10 * 0.5 / 3.6e6)
+    assert hours["cpu_hours"] == pytest.approx(2 * hours["hours"])
+    # S=10 at 1.5 ms per seed costs 15 ms per step for 5 seeds: worse than 5 x 2 ms.
+    hours = bench.projected_hours([row(1, 2.0), row(10, 1.5)])[("mwg", "nmrnn")]
+    assert hours["seeds_per_program"] == 1
+    assert hours["hours"] == pytest.approx(1000 * 5 * 2.0 / 3.6e6)
+
+
+def test_bench_measures_a_row(capsys):
+    assert (
+        bench.main(
+            ["--only", "eft:vanilla", "--seeds", "2", "--steps", "2", "--chunks", "1", "--json"]
+        )
+        == 0
+    )
+    (measured,) = json.loads(capsys.readouterr().out)
+    assert {"experiment", "arch", "seeds", "ms_per_seed_iter", "compile_s"} <= set(measured)
+    assert measured["experiment"] == "eft" and measured["arch"] == "vanilla"
+    assert measured["seeds"] == 2
+    assert measured["ms_per_seed_iter"] > 0
