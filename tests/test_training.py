@@ -8,6 +8,7 @@ the module, so that a chunk program seen before (same stage settings) is not com
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -205,7 +206,7 @@ def test_kill_and_resume_is_bit_identical(
     with np.load(ckpt) as f:
         meta = json.loads(str(f["meta"]))
         assert f["losses"].shape == (S, resume_step)
-    assert meta == {"step": resume_step, "total": 200}
+    assert meta["step"] == resume_step and meta["total"] == 200
 
     lines = []
     resumed = run(STAGED, checkpoint=ckpt, log=lines.append)
@@ -216,9 +217,28 @@ def test_kill_and_resume_is_bit_identical(
     np.testing.assert_array_equal(resumed.losses, uninterrupted_staged.losses)
     assert_trees_equal(resumed.variables, uninterrupted_staged.variables)
 
-    # The finished checkpoint belongs to this 200-step protocol; another one refuses it.
-    with pytest.raises(ValueError, match="200-step protocol"):
-        run(STAGED[:1], checkpoint=ckpt)
+    # The finished checkpoint belongs to this protocol: another one sets it aside and starts
+    # over (same result as without a checkpoint), and the old file is kept, not deleted.
+    before = ckpt.read_bytes()
+    lines = []
+    other = run(STAGED[:1], checkpoint=ckpt, log=lines.append)
+    assert "belongs to another run" in lines[0] and "starting from step 0" in lines[0]
+    assert other.resumed_from == 0
+    assert (tmp_path / "run.stale.npz").read_bytes() == before
+    np.testing.assert_array_equal(other.losses, run(STAGED[:1]).losses)
+
+
+def test_checkpoint_of_another_run_with_the_same_length_is_not_resumed(tmp_path):
+    """Same step count, different learning rate (or seeds): never resumed as if it were ours."""
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(Killed):
+        run(STAGED, checkpoint=ckpt, log=killing_log(2, []))
+    faster = [dataclasses.replace(s, learning_rate=2 * s.learning_rate) for s in STAGED]
+    lines = []
+    result = run(faster, checkpoint=ckpt, log=lines.append)
+    assert "belongs to another run" in lines[0]
+    assert result.resumed_from == 0
+    np.testing.assert_array_equal(result.losses, run(faster).losses)
 
 
 # ----------------------------------------------------------------------------- frozen groups

@@ -249,7 +249,10 @@ class LRRNN(nn.Module):
 
 
 class VanillaRNN(nn.Module):
-    """Leaky vanilla RNN: x_t = (1 - 1/τ) x_{t-1} + (1/τ)[(1/N) W φ(x_{t-1}) + B u_t], y = C x + d."""
+    """Leaky vanilla RNN.
+
+    x_t = (1 - 1/τ) x_{t-1} + (1/τ)[(1/N) W φ(x_{t-1}) + B u_t], y = C x + d.
+    """
 
     N: int
     O: int

@@ -12,6 +12,7 @@ optax masks over named parameter groups, not separate loops.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -216,6 +217,33 @@ def _progress_line(tag: str, stage: Stage, step: int, total: int, losses: np.nda
     return f"{tag}stage {stage.name} step {step}/{total} {body} | {rate:.1f} steps/s"
 
 
+def run_fingerprint(
+    model: nn.Module,
+    stages: Sequence[Stage],
+    optimizer: Optimizer,
+    params: Any,
+    constants: Any,
+    data_keys: Array,
+) -> str:
+    """A digest of everything that decides a run's trajectory except the step reached: the
+    model's settings, the stages, the optimizer, the seeds' initial variables and data keys.
+    A checkpoint resumes only a run with the same digest."""
+    digest = hashlib.sha256()
+    digest.update(repr(model).encode())
+    digest.update(json.dumps([dataclasses.asdict(s) for s in stages], sort_keys=True).encode())
+    digest.update(json.dumps(dataclasses.asdict(optimizer), sort_keys=True).encode())
+    leaves = jax.tree_util.tree_leaves_with_path({"params": params, "constants": constants})
+    for path, leaf in leaves:
+        array = np.asarray(jax.device_get(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    keys = jnp.asarray(data_keys)
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    digest.update(np.asarray(keys).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def train(
     model: nn.Module,
     variables: dict,
@@ -261,15 +289,19 @@ def train(
     opt_state = None
     runners = [_stage_runner(model, st, optimizer, batch_fn, template_one) for st in stages]
 
+    protocol = run_fingerprint(model, stages, optimizer, params, constants, data_keys)
     if checkpoint is not None and Path(checkpoint).exists():
         with np.load(checkpoint, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
-        done = int(meta["step"])
-        if meta.get("total") != total or done > total:
-            raise ValueError(
-                f"checkpoint {checkpoint} is for a {meta.get('total')}-step protocol, "
-                f"this run has {total} steps; delete it to start over"
+        if meta.get("protocol") != protocol or int(meta["step"]) > total:
+            stale = Path(checkpoint).with_suffix(".stale.npz")
+            os.replace(checkpoint, stale)
+            log(
+                f"{tag}checkpoint {checkpoint} belongs to another run (model, protocol, "
+                f"optimizer, seeds or data differ); moved to {stale.name}, starting from step 0"
             )
+    if checkpoint is not None and Path(checkpoint).exists():
+        done = int(meta["step"])
         stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran step done-1
         template = {
             "params": params,
@@ -327,7 +359,7 @@ def train(
                         "constants": constants,
                         "opt_state": opt_state,
                         "losses": losses,
-                        "meta": {"step": done, "total": total},
+                        "meta": {"step": done, "total": total, "protocol": protocol},
                     },
                 )
         opt_state = None
