@@ -73,6 +73,28 @@ def test_full_config_plans_every_job():
 
 
 @pytest.mark.parametrize(
+    "profile, target, expected",
+    [
+        # every experiment, architecture and seed; only the step counts differ from config.yaml
+        ("reduced", "all", 145),
+        ("workstation", "all", 145),
+        # the MWG checks: the 1/N LR-RNN only (5 seeds), in their own results folder
+        (
+            "mwg-checks",
+            " ".join(f"results/mwg_checks/mwg/lrrnn_inv_n/seed{s}/metrics.csv" for s in range(5)),
+            5,
+        ),
+    ],
+)
+def test_local_profiles_plan(profile, target, expected):
+    result = snakemake(
+        "-n", "--forceall", "--quiet", "rules", "--profile", f"profiles/{profile}", *target.split()
+    )
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout + result.stderr)["train"] == expected
+
+
+@pytest.mark.parametrize(
     "bad, named",
     [
         ({"experiments": {"mwg": {"sedes": 3}}}, "sedes"),
