@@ -92,13 +92,22 @@ def _json_default(obj):
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The current git commit (with '-dirty' for local changes), or 'unknown' outside git."""
+    """The current git commit (with '-dirty' for local changes to tracked files other than the
+    pipeline's own committed outputs in ``figures/``), or 'unknown' outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":/",
+                ":(exclude,top)figures",
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,
