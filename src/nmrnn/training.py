@@ -289,7 +289,9 @@ def train(
     opt_state = None
     runners = [_stage_runner(model, st, optimizer, batch_fn, template_one) for st in stages]
 
-    protocol = run_fingerprint(model, stages, optimizer, params, constants, data_keys)
+    protocol = None
+    if checkpoint is not None:
+        protocol = run_fingerprint(model, stages, optimizer, params, constants, data_keys)
     if checkpoint is not None and Path(checkpoint).exists():
         with np.load(checkpoint, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
@@ -300,18 +302,18 @@ def train(
                 f"{tag}checkpoint {checkpoint} belongs to another run (model, protocol, "
                 f"optimizer, seeds or data differ); moved to {stale.name}, starting from step 0"
             )
-    if checkpoint is not None and Path(checkpoint).exists():
-        done = int(meta["step"])
-        stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran step done-1
-        template = {
-            "params": params,
-            "constants": constants,
-            "opt_state": runners[stage_i][1](params),
-        }
-        state = load_checkpoint(checkpoint, template)
-        params, constants, losses = state["params"], state["constants"], state["losses"]
-        opt_state = state["opt_state"] if done > boundaries[stage_i] else None
-        log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
+        else:
+            done = int(meta["step"])
+            stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran done-1
+            template = {
+                "params": params,
+                "constants": constants,
+                "opt_state": runners[stage_i][1](params),
+            }
+            state = load_checkpoint(checkpoint, template)
+            params, constants, losses = state["params"], state["constants"], state["losses"]
+            opt_state = state["opt_state"] if done > boundaries[stage_i] else None
+            log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
     resumed_from = done
     data_keys = jnp.asarray(data_keys)
     compile_s = 0.0
