@@ -1,15 +1,10 @@
 """Generate one seed's fixed task data."""
 
-import sys
-
 from nmrnn.experiments import make_task_data
 from nmrnn.io import save_tree, taskdata_tree
+from nmrnn.pipeline import log_to
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-
-data = make_task_data(
-    snakemake.params.experiment,
-    snakemake.wildcards.experiment,  # noqa: F821
-    int(snakemake.wildcards.seed),
-)  # noqa: F821
-save_tree(snakemake.output[0], {k: taskdata_tree(v) for k, v in data.items()})  # noqa: F821
+sm = snakemake  # noqa: F821
+with log_to(sm.log[0]):
+    data = make_task_data(sm.params.experiment, sm.wildcards.experiment, int(sm.wildcards.seed))
+    save_tree(sm.output[0], {k: taskdata_tree(v) for k, v in data.items()})
