@@ -47,6 +47,7 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         all_figures(),
+        all_curves(),
         claims=f"{FIGURES}/claims.csv",
         provenance=f"{FIGURES}/PROVENANCE.json",
     default_target: True

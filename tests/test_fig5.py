@@ -3,6 +3,8 @@ known answers, and analyse() + plot() end to end on tiny networks in the pipelin
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,12 +185,11 @@ def _random_variables(model, seed):
     }
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def _write_run(root, experiments, selection: bool):
     """A results folder with the pipeline's layout: data, params and losses of 2 seeds × 3 archs
-    (random variables: the analysis does not care whether they were trained)."""
-    root = tmp_path_factory.mktemp("results")
-    experiments = _tiny_experiments()
+    (random variables: the analysis does not care whether they were trained). With
+    ``selection``, also selected parameters, their step and a validation column, as the export
+    of a run with checkpoint selection writes them."""
     exp = experiments["eft"]
     for seed in range(exp["seeds"]):
         data = ex.make_task_data(exp, "eft", seed)
@@ -197,11 +198,34 @@ def tiny_run(tmp_path_factory):
         for i, arch in enumerate(exp["archs"]):
             model = build_model(ex.model_settings(experiments, "eft", arch))
             folder = root / "eft" / arch / f"seed{seed}"
-            save_tree(folder / "params.npz", _random_variables(model, 10 * seed + i))
+            variables = _random_variables(model, 10 * seed + i)
             loss = 37.0 * np.exp(-np.arange(450) / (100 + 50 * i)) + seed
-            lines = "".join(f"{t},{v:.6g}\n" for t, v in enumerate(loss))
-            (folder / "losses.csv").write_text("step,loss\n" + lines)
+            if selection:
+                chosen = _random_variables(model, 1000 + 10 * seed + i)
+                variables["selected_params"] = {k: 0.1 * v for k, v in chosen["params"].items()}
+                lines = "".join(f"{t},{v:.6g},{v + 1 if t % 10 == 9 else ''}\n"
+                                for t, v in enumerate(loss))  # fmt: skip
+                header = "step,loss,validation_loss\n"
+            else:
+                lines = "".join(f"{t},{v:.6g}\n" for t, v in enumerate(loss))
+                header = "step,loss\n"
+            save_tree(folder / "params.npz", variables)
+            (folder / "losses.csv").write_text(header + lines)
+            if selection:
+                (folder / "meta.json").write_text(json.dumps({"selected_step": 100 + i}))
     return experiments, root, fig5.analyse(experiments, str(root))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return _write_run(tmp_path_factory.mktemp("results"), _tiny_experiments(), False)
+
+
+@pytest.fixture(scope="module")
+def tiny_selected_run(tmp_path_factory):
+    experiments = _tiny_experiments()
+    experiments["eft"]["select_best"] = {"every": 10, "trials": 32}
+    return _write_run(tmp_path_factory.mktemp("results"), experiments, True)
 
 
 def test_analyse_returns_what_the_figure_needs(tiny_run, tmp_path):
@@ -274,3 +298,65 @@ def test_display_names_and_colours():
     assert colors["nmrnn_a"] == "#d62728" and colors["lstm"] == "#2ca02c"
     assert colors["lrrnn"] == "#1f77b4" and colors["vanilla"] == "#7f7f7f"
     assert len(set(colors.values())) == 5
+
+
+def test_selected_parameters_are_scored_next_to_the_final_ones(tiny_selected_run, tmp_path):
+    """A run with checkpoint selection: evaluation rows, analysis, dynamics, claims and plot use
+    both parameter sets, each scored on the same test trials."""
+    from nmrnn.evaluation import evaluate
+
+    experiments, root, analysis = tiny_selected_run
+    data = load_tree(root / "eft" / "data" / "seed1.npz")
+    assert data["validation"]["inputs"].shape[0] == 32
+    assert not np.array_equal(data["validation"]["inputs"][:8], data["test"]["inputs"][:8])
+    rows = {}
+    for arch in experiments["eft"]["archs"]:
+        for seed in (0, 1):
+            frame = evaluate(experiments, "eft", arch, seed,
+                             load_tree(root / "eft" / arch / f"seed{seed}" / "params.npz"),
+                             load_tree(root / "eft" / "data" / f"seed{seed}.npz"))  # fmt: skip
+            assert list(frame["checkpoint"]) == ["final", "selected"]
+            rows[arch, seed] = frame
+    info = analysis["archs"]["lstm"]
+    assert info["mse_selected"][1] == pytest.approx(rows["lstm", 1]["mse"].iloc[1], rel=1e-5)
+    assert info["mse"][1] == pytest.approx(rows["lstm", 1]["mse"].iloc[0], rel=1e-5)
+    assert info["mse_selected"][1] != pytest.approx(info["mse"][1], rel=1e-3)
+    assert list(info["selected_step"]) == [102, 102]
+    # validation curves: bins of 450 / 200 steps hold at most one check each; bins without one
+    # are NaN, bins with one hold loss + 1
+    curves = info["validation_curves"]
+    assert curves.shape == info["curves"].shape
+    assert np.isnan(curves).any() and np.isfinite(curves).any()
+    # the dynamics use the selected parameters of the config with the lowest selected median
+    dyn = analysis["dynamics"]
+    assert str(dyn["checkpoint"]) == "selected"
+    medians = {a: np.median(analysis["archs"][a]["mse_selected"])
+               for a in ("nmrnn_2_4_2", "nmrnn_3_3_2")}  # fmt: skip
+    assert str(dyn["arch"]) == min(medians, key=medians.get)
+
+    metrics = pd.concat(rows.values(), ignore_index=True)
+    ids = [r["claim"] for r in fig5.claims(metrics)]
+    assert "4-lstm" in ids and "4-lstm-selected" in ids
+    by = _by_id(fig5.claims(metrics))
+    assert "validation-selected" in by["4-lstm-selected"]["statement"]
+    assert "validation" in by["4-lstm-selected"]["metric"]
+    png, pdf = tmp_path / "fig5.png", tmp_path / "fig5.pdf"
+    save_tree(tmp_path / "fig5.npz", analysis)
+    plot5.plot(load_tree(tmp_path / "fig5.npz"), metrics, str(png), str(pdf))
+    assert png.stat().st_size > 10_000
+
+
+def test_experiment_selection_needs_eft_and_validation_trials():
+    from nmrnn.architectures import ConfigError
+    from nmrnn.training import Selection
+
+    exp = dict(_tiny_experiments()["eft"], select_best={"every": 5, "trials": 8})
+    data = [ex.make_task_data(exp, "eft", s) for s in range(2)]
+    chooser = ex.selection(exp, data)
+    assert isinstance(chooser, Selection) and chooser.every == 5
+    assert chooser.batch.inputs.shape[:2] == (2, 8)
+    assert ex.selection(_tiny_experiments()["eft"], data) is None  # not configured
+    with pytest.raises(ConfigError, match="regenerate"):
+        ex.selection(exp, [{"test": d["test"]} for d in data])
+    with pytest.raises(ConfigError, match="eft task only"):
+        ex.selection(dict(exp, task="mwg"), data)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -67,7 +69,7 @@ def test_full_config_plans_every_job():
     assert counts["train"] == runs  # seeds_per_job = 1 in config.yaml
     assert counts["export_seed"] == runs
     assert counts["evaluate"] == runs
-    assert counts["metrics_table"] == 3
+    assert counts["metrics_table"] == 3 and counts["curves_table"] == 3
     assert counts["analyse"] == 3 and counts["plot"] == 3
     assert counts["theory"] == 1 and counts["claims_table"] == 1 and counts["provenance"] == 1
 
@@ -114,6 +116,29 @@ def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
     assert len(error_lines) == 1
 
 
+def test_curves_table_bins_each_run(tmp_path):
+    from nmrnn.pipeline import curves_table
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("step,loss\n" + "".join(f"{t},{t}\n" for t in range(10)))
+    checks = {3: 0.5, 9: 0.25}
+    second.write_text("step,loss,validation_loss\n"
+                      + "".join(f"{t},1,{checks.get(t, '')}\n" for t in range(10)))  # fmt: skip
+    out = tmp_path / "curves.csv"
+    curves_table([str(first), str(second)], [("mwg", "lstm", 0), ("eft", "lstm", 3)], str(out), 4)
+    table = pd.read_csv(out)
+    a = table[table["experiment"] == "mwg"]
+    assert list(a["step_start"]) == [0, 3, 6, 8] and list(a["step_end"]) == [3, 6, 8, 10]
+    assert list(a["train_loss"]) == [1.0, 4.0, 6.5, 8.5]
+    assert a["validation_loss"].isna().all()
+    b = table[table["experiment"] == "eft"]
+    assert list(b["seed"].unique()) == [3]
+    assert np.isnan(b["validation_loss"].iloc[0]) and b["validation_loss"].iloc[1] == 0.5
+    assert b["validation_loss"].iloc[3] == 0.25
+    with pytest.raises(ValueError, match="runs named"):
+        curves_table([str(first)], [], str(out), 4)
+
+
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("smoke") / "repo")
@@ -137,6 +162,15 @@ def test_smoke_run_makes_every_figure(smoke_repo):
     for table in ("mwg", "multitask", "eft", "theory"):
         assert (figures / "metrics" / f"{table}.csv").stat().st_size > 0
     assert (figures / "PROVENANCE.json").exists()
+    # EFT: final and validation-selected parameters scored; curves with validation losses
+    eft = pd.read_csv(figures / "metrics" / "eft.csv")
+    assert set(eft["checkpoint"]) == {"final", "selected"}
+    assert (eft.groupby("checkpoint").size() == eft.groupby("checkpoint").size().iloc[0]).all()
+    curves = pd.read_csv(figures / "metrics" / "eft_curves.csv")
+    assert curves["validation_loss"].notna().any() and curves["train_loss"].notna().all()
+    assert curves.groupby(["arch", "seed"])["step_end"].max().nunique() == 1
+    mwg_curves = pd.read_csv(figures / "metrics" / "mwg_curves.csv")
+    assert mwg_curves["validation_loss"].isna().all() and len(mwg_curves) > 0
 
 
 def test_second_run_has_nothing_to_do(smoke_repo):
@@ -160,6 +194,7 @@ def test_redoing_one_seed_reruns_only_that_seed(smoke_repo):
     assert counts["export_seed"] == 1 and counts["evaluate"] == 1
     # downstream of the seed: its table, the figure's analysis and plot, claims, provenance
     assert counts["metrics_table"] == 1 and counts["analyse"] == 1 and counts["plot"] == 1
+    assert counts["curves_table"] == 1
     assert counts["claims_table"] == 1 and counts["provenance"] == 1
     assert f"output: {target}" in text
 

@@ -21,8 +21,10 @@ from jax.experimental.compilation_cache import compilation_cache as compilation_
 
 from nmrnn.models import NMRNN
 from nmrnn.tasks import mwg, take
+from nmrnn.tasks.common import masked_mse
 from nmrnn.training import (
     Optimizer,
+    Selection,
     Stage,
     TrainingDiverged,
     count_trainable,
@@ -239,6 +241,78 @@ def test_checkpoint_of_another_run_with_the_same_length_is_not_resumed(tmp_path)
     assert "belongs to another run" in lines[0]
     assert result.resumed_from == 0
     np.testing.assert_array_equal(result.losses, run(faster).losses)
+
+
+# ----------------------------------------------------------------------------- selection
+
+EVERY = 30  # does not divide the chunk (50) nor the run (200): checks cross chunks and stages
+
+
+def validation_batch():
+    """Each seed's held-out trials: the fixed trials with noise of their own key."""
+    _, data, _ = initial()
+    keys = jax.random.split(jax.random.key(7), S)
+    return jax.vmap(lambda trials, key: batch_fn({"trials": trials, "poison": jnp.zeros((1, 2),
+        jnp.uint32)}, key))(data["trials"], keys)  # fmt: skip
+
+
+def validation_loss(variables, batch):
+    def one(v, b):
+        return masked_mse(MODEL.apply(v, b.inputs)["y"], b.targets, b.mask)
+
+    return np.asarray(jax.vmap(one)(variables, batch))
+
+
+@pytest.fixture(scope="module")
+def selected_run():
+    return run(STAGED, selection=Selection(EVERY, validation_batch()))
+
+
+def test_selection_keeps_the_parameters_with_the_lowest_validation_loss(
+    selected_run, uninterrupted_staged
+):
+    result = selected_run
+    # Selection only watches: the trajectory is the one without it.
+    np.testing.assert_array_equal(result.losses, uninterrupted_staged.losses)
+    assert_trees_equal(result.variables, uninterrupted_staged.variables)
+    checked_steps = [t for t in range(200) if (t + 1) % EVERY == 0 or t == 199]
+    assert result.validation_losses.shape == (S, 200)
+    for i in range(S):
+        assert list(np.flatnonzero(np.isfinite(result.validation_losses[i]))) == checked_steps
+    values = result.validation_losses[:, checked_steps]
+    best = np.asarray(checked_steps)[np.argmin(values, axis=1)] + 1
+    np.testing.assert_array_equal(result.best_step, best)
+    # The kept variables score what was recorded, and they are not the final ones where the
+    # minimum came earlier (checked on this run: training loss is noisy, the final step is last).
+    batch = validation_batch()
+    np.testing.assert_allclose(
+        validation_loss(result.best_variables, batch), values.min(axis=1), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        validation_loss(result.variables, batch), result.validation_losses[:, 199], rtol=1e-5
+    )
+
+
+def test_selection_resumes_bit_identical(tmp_path, selected_run):
+    ckpt = tmp_path / "run.npz"
+    selection = Selection(EVERY, validation_batch())
+    with pytest.raises(Killed):
+        run(STAGED, checkpoint=ckpt, log=killing_log(3, []), selection=selection)
+    resumed = run(STAGED, checkpoint=ckpt, selection=selection)
+    assert resumed.resumed_from == 100
+    np.testing.assert_array_equal(resumed.validation_losses, selected_run.validation_losses)
+    np.testing.assert_array_equal(resumed.best_step, selected_run.best_step)
+    assert_trees_equal(resumed.best_variables, selected_run.best_variables)
+    # Another interval is another run: its checkpoint is not resumed.
+    lines = []
+    other = run(STAGED, checkpoint=ckpt, selection=Selection(2 * EVERY, selection.batch),
+                log=lines.append)  # fmt: skip
+    assert "belongs to another run" in lines[0] and other.resumed_from == 0
+
+
+def test_selection_interval_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        Selection(0, validation_batch())
 
 
 # ----------------------------------------------------------------------------- frozen groups

@@ -22,6 +22,14 @@ from nmrnn.tasks.common import TaskData
 RAMP_LEVEL = 0.9  # produced interval: first crossing of this fraction of the rise after go
 
 
+def selected_variables(variables: Mapping[str, Any]) -> dict | None:
+    """The selected (lowest validation loss) variables of a seed's ``params.npz`` tree, or None
+    when its run had no checkpoint selection."""
+    if "selected_params" not in variables:
+        return None
+    return {"params": variables["selected_params"], "constants": variables["constants"]}
+
+
 def run(model, variables: Mapping[str, Any], inputs) -> dict[str, np.ndarray]:
     """Trajectories of one trained network (no seed axis) on inputs (batch, time, U)."""
     variables = {k: {n: jnp.asarray(a) for n, a in v.items()} for k, v in variables.items()}
@@ -90,6 +98,18 @@ def multitask_rows(model, variables, test: TaskData, testset: str) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def eft_rows(model, variables, test: TaskData) -> pd.DataFrame:
+    """Test MSE of the final parameters and, with checkpoint selection, of the selected ones
+    (column ``checkpoint``: ``final`` / ``selected``)."""
+    rows = []
+    candidates = {"final": variables, "selected": selected_variables(variables)}
+    for name, chosen in candidates.items():
+        if chosen is not None:
+            y = run(model, chosen, test.inputs)["y"]
+            rows.append({"checkpoint": name, "mse": float(trial_mse(y, test).mean())})
+    return pd.DataFrame(rows)
+
+
 def reference_subset(folder: str | Path, experiment_task: str) -> TaskData | None:
     """The authors' frozen test set restricted as they used it: trials 0–74 with input rows 0–5
     for the three training tasks, trials 75–99 with all 7 rows for Memory Anti. None if absent."""
@@ -134,8 +154,7 @@ def evaluate(
         frame.insert(0, "stage", "transfer" if task == "multitask_transfer" else "train_tasks")
         frame["n_trainable"] = ex.n_trainable(experiments, experiment, arch)
     elif task == "eft":
-        y = run(model, variables, test.inputs)["y"]
-        frame = pd.DataFrame({"mse": [float(trial_mse(y, test).mean())]})
+        frame = eft_rows(model, variables, test)
     else:
         raise ValueError(f"unknown task {task!r}")
     frame.insert(0, "seed", seed)

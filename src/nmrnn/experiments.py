@@ -121,7 +121,11 @@ def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[s
             "test": multitask.transfer_pool(k_test, exp["test_trials"], 4),
         }
     if task == "eft":
-        return {"test": eft.sample_batch(k_test, exp["test_batch"])}
+        data = {"test": eft.sample_batch(k_test, exp["test_batch"])}
+        if "select_best" in exp:  # held out from training and test: its own key
+            trials = int(exp["select_best"]["trials"])
+            data["validation"] = eft.sample_batch(jax.random.fold_in(key, 2), trials)
+        return data
     raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
@@ -186,6 +190,27 @@ def stages(exp: Mapping[str, Any], arch: str) -> list[training.Stage]:
 
 def optimizer(exp: Mapping[str, Any]) -> training.Optimizer:
     return training.Optimizer(**exp.get("optimizer", {}))
+
+
+def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
+    """The experiment's checkpoint selection (``select_best``) over the seeds' validation
+    batches, or None."""
+    if "select_best" not in exp:
+        return None
+    if exp["task"] != "eft":
+        raise ConfigError(
+            f"select_best is available for the eft task only (it needs fresh held-out trials), "
+            f"not {exp['task']!r}"
+        )
+    missing = [i for i, d in enumerate(data) if "validation" not in d]
+    if missing:
+        raise ConfigError(
+            "select_best is set but the task data has no validation trials: regenerate the "
+            "experiment's data (the task_data rule) with this config"
+        )
+    return training.Selection(
+        int(exp["select_best"]["every"]), stack([d["validation"] for d in data])
+    )
 
 
 def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 0.1) -> dict:
@@ -257,6 +282,7 @@ def train_seeds(
     if data is None:
         data = [make_task_data(exp, experiment, s) for s in seeds]
     data_keys = jnp.stack([jax.random.fold_in(data_key(experiment, s), 1) for s in seeds])
+    chooser = selection(exp, data)
     result = training.train(
         model,
         variables,
@@ -269,6 +295,7 @@ def train_seeds(
         checkpoint=checkpoint,
         log=log,
         tag=f"{experiment}/{arch} seeds {list(seeds)} ",
+        selection=chooser,
     )
     return model, result
 

@@ -150,21 +150,32 @@ def train_block(
         "seeds_in_job": len(seeds),
         **environment_info(),
     }
-    save_tree(
-        output,
-        {
-            "variables": result.variables,
-            "losses": result.losses,
-            "seeds": np.asarray(seeds),
-            "meta": np.asarray(json.dumps(meta)),
-        },
-    )
+    block = {
+        "variables": result.variables,
+        "losses": result.losses,
+        "seeds": np.asarray(seeds),
+        "meta": np.asarray(json.dumps(meta)),
+    }
+    if result.best_variables is not None:
+        block.update(
+            selected_params=result.best_variables["params"],
+            selected_step=result.best_step,
+            validation_losses=result.validation_losses,
+        )
+        chosen = dict(zip(seeds, result.best_step.tolist(), strict=True))
+        log(f"selected parameters (steps trained) per seed: {chosen}")
+    save_tree(output, block)
     Path(checkpoint).unlink(missing_ok=True)
     log(f"done in {result.wall_s:.1f} s ({result.compile_s:.1f} s compiling)")
 
 
 def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, losses_out: str):
-    """Write one seed's variables (.npz), metadata (.json) and loss curve (.csv) from a block."""
+    """Write one seed's variables (.npz), metadata (.json) and loss curve (.csv) from a block.
+
+    With checkpoint selection, the variables file also holds the selected parameters as the
+    collection ``selected_params`` (read by :func:`nmrnn.evaluation.selected_variables`), the
+    metadata their ``selected_step``, and the curve a ``validation_loss`` column (empty where
+    not computed)."""
     block = load_tree(block_file)
     seeds = [int(s) for s in np.atleast_1d(block["seeds"])]
     if seed not in seeds:
@@ -174,16 +185,29 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
         col: {name: np.asarray(a)[i] for name, a in leaves.items()}
         for col, leaves in block["variables"].items()
     }
-    save_tree(params_out, variables)
     meta = json.loads(str(block["meta"]))
     meta["seed"] = seed
+    validation = None
+    if "selected_params" in block:
+        variables["selected_params"] = {
+            name: np.asarray(a)[i] for name, a in block["selected_params"].items()
+        }
+        meta["selected_step"] = int(np.asarray(block["selected_step"])[i])
+        validation = np.asarray(block["validation_losses"])[i]
+    save_tree(params_out, variables)
     write_json(meta_out, meta)
     losses = np.asarray(block["losses"])[i]
     Path(losses_out).parent.mkdir(parents=True, exist_ok=True)
     with open(losses_out, "w") as f:
-        f.write("step,loss\n")
-        for step, value in enumerate(losses):
-            f.write(f"{step},{value:.7g}\n")
+        if validation is None:
+            f.write("step,loss\n")
+            for step, value in enumerate(losses):
+                f.write(f"{step},{value:.7g}\n")
+        else:
+            f.write("step,loss,validation_loss\n")
+            for step, (value, checked) in enumerate(zip(losses, validation, strict=True)):
+                shown = f"{checked:.7g}" if np.isfinite(checked) else ""
+                f.write(f"{step},{value:.7g},{shown}\n")
 
 
 def evaluate_seed(
@@ -217,6 +241,44 @@ def collect_tables(inputs: Sequence[str], output: str) -> None:
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output, index=False)
+
+
+def bin_losses(losses: Sequence[float], validation: Sequence[float] | None, bins: int):
+    """Rows (step_start, step_end, train_loss, validation_loss) of a loss curve in ``bins``
+    contiguous bins of steps: the mean training loss of the bin and the last validation loss
+    computed in it (NaN if none). ``step_end`` counts the steps trained at the bin's end."""
+    losses = np.asarray(losses, float)
+    rows = []
+    for chunk in np.array_split(np.arange(losses.size), min(bins, losses.size)):
+        checked = np.nan
+        if validation is not None:
+            values = np.asarray(validation, float)[chunk]
+            finite = values[np.isfinite(values)]
+            checked = float(finite[-1]) if finite.size else np.nan
+        rows.append((int(chunk[0]), int(chunk[-1]) + 1, float(losses[chunk].mean()), checked))
+    return rows
+
+
+def curves_table(
+    inputs: Sequence[str], runs: Sequence[tuple[str, str, int]], output: str, bins: int = 100
+) -> None:
+    """One tidy CSV of binned loss curves: a row per (experiment, arch, seed, bin) with the mean
+    training loss and the last validation loss of the bin (empty without checkpoint selection).
+    ``runs`` names the (experiment, arch, seed) of each ``losses.csv`` in ``inputs``."""
+    import pandas as pd
+
+    if len(inputs) != len(runs):
+        raise ValueError(f"{len(inputs)} loss files but {len(runs)} runs named")
+    rows = []
+    for path, (experiment, arch, seed) in zip(inputs, runs, strict=True):
+        curve = pd.read_csv(path)
+        validation = curve["validation_loss"] if "validation_loss" in curve else None
+        for start, end, loss, checked in bin_losses(curve["loss"], validation, bins):
+            rows.append((experiment, arch, int(seed), start, end, loss, checked))
+    columns = ["experiment", "arch", "seed", "step_start", "step_end", "train_loss",
+               "validation_loss"]  # fmt: skip
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=columns).to_csv(output, index=False, float_format="%.6g")
 
 
 def write_provenance(config: Mapping[str, Any], benchmark_files: Sequence[str], output: str):

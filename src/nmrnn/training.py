@@ -7,6 +7,10 @@ writes a checkpoint, so a killed run resumes where it stopped and ends bit-ident
 uninterrupted one (every random draw is keyed by (seed, step), never by how the run was split).
 Staged protocols (train the low-rank part, then the neuromodulatory part, then everything) are
 optax masks over named parameter groups, not separate loops.
+
+Optionally (:class:`Selection`) the engine scores every seed on a fixed validation batch every few
+steps and keeps the parameters with the lowest validation loss next to the final ones: early
+stopping on held-out trials, never on the test set nor on a training minibatch.
 """
 
 from __future__ import annotations
@@ -79,12 +83,36 @@ class Optimizer:
         raise ValueError(f"unknown optimizer kind {self.kind!r} (use 'clip_adamw' or 'adam')")
 
 
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Keep each seed's parameters with the lowest loss on a fixed validation batch.
+
+    The validation loss is computed after every ``every``-th step and after the last step of the
+    run; ties keep the earlier parameters. ``batch`` is a :class:`TaskData` with a leading seed
+    axis (each seed's own held-out trials).
+    """
+
+    every: int
+    batch: TaskData
+
+    def __post_init__(self):
+        if int(self.every) < 1:
+            raise ValueError(
+                f"selection interval must be a positive number of steps, got {self.every}"
+            )
+
+
 class TrainResult(NamedTuple):
     variables: dict  # final variables, every leaf with a leading seed axis (S, ...)
     losses: np.ndarray  # (S, total_steps) training loss per step
     wall_s: float  # wall time of this call, compile included
     compile_s: float  # seconds spent compiling (ahead of time, once per stage and chunk length)
     resumed_from: int  # step the run resumed from (0 for a fresh run)
+    # With a Selection (else None): validation loss (S, total_steps), NaN where not computed;
+    # the variables with the lowest validation loss; the step after which each seed's were taken.
+    validation_losses: np.ndarray | None = None
+    best_variables: dict | None = None
+    best_step: np.ndarray | None = None
 
 
 def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) -> dict:
@@ -146,9 +174,12 @@ def _unflat(template, arrays: Mapping[str, np.ndarray], prefix: str):
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write the run state atomically (a crash mid-write never leaves a broken checkpoint)."""
     arrays = {}
-    for key in ("params", "constants", "opt_state"):
-        arrays.update({f"{key}/{k}": v for k, v in _flat(state[key]).items()})
-    arrays["losses"] = np.asarray(state["losses"])
+    for key in ("params", "constants", "opt_state", "best_params"):
+        if key in state:
+            arrays.update({f"{key}/{k}": v for k, v in _flat(state[key]).items()})
+    for key in ("losses", "validation_losses", "best_loss", "best_step"):
+        if key in state:
+            arrays[key] = np.asarray(state[key])
     arrays["meta"] = np.asarray(json.dumps(state["meta"]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,9 +194,12 @@ def load_checkpoint(path: Path, template: dict) -> dict:
         arrays = dict(f)
     state = {
         key: _unflat(template[key], arrays, f"{key}/")
-        for key in ("params", "constants", "opt_state")
+        for key in ("params", "constants", "opt_state", "best_params")
+        if key in template
     }
-    state["losses"] = arrays["losses"]
+    for key in ("losses", "validation_losses", "best_loss", "best_step"):
+        if key in arrays:
+            state[key] = arrays[key]
     state["meta"] = json.loads(str(arrays["meta"]))
     return state
 
@@ -173,9 +207,19 @@ def load_checkpoint(path: Path, template: dict) -> dict:
 # ----------------------------------------------------------------------------- engine
 
 
-def _stage_runner(model, stage: Stage, optimizer: Optimizer, batch_fn: BatchFn, params_template):
-    """Jitted chunk runner for one stage: (params, constants, opt_state, data, keys, steps) →
-    (params, opt_state, losses (chunk, S)). Compiled once per stage and chunk length."""
+def _stage_runner(
+    model,
+    stage: Stage,
+    optimizer: Optimizer,
+    batch_fn: BatchFn,
+    params_template,
+    selection: Selection | None = None,
+    last_step: int = -1,
+):
+    """Jitted chunk runner for one stage: (params, constants, opt_state, best, data, validation,
+    keys, steps, stage_steps) → (params, opt_state, best, losses (chunk, S), validation losses
+    (chunk, S), NaN where not computed). ``best`` holds the selected parameters, their validation
+    loss and step (``None`` without a selection). Compiled once per stage and chunk length."""
     mask = trainable_mask(model, params_template, stage.trainable)
     tx = _masked(optimizer.make(stage.learning_rate), mask)
     loss = loss_fn(model)
@@ -188,22 +232,48 @@ def _stage_runner(model, stage: Stage, optimizer: Optimizer, batch_fn: BatchFn, 
 
     step_all = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, None))
     reset_all = jax.vmap(tx.init)
+    validate_all = jax.vmap(loss)
 
-    def chunk(params, constants, opt_state, data, keys, steps, stage_steps):
+    def keep_better(params, constants, best, validation, step):
+        value = validate_all(params, constants, validation)
+        better = value < best["loss"]  # NaN never wins; ties keep the earlier parameters
+
+        def pick(new, old):
+            return jnp.where(better.reshape(better.shape + (1,) * (new.ndim - 1)), new, old)
+
+        best = {
+            "params": jax.tree.map(pick, params, best["params"]),
+            "loss": jnp.where(better, value, best["loss"]),
+            "step": jnp.where(better, step + 1, best["step"]),
+        }
+        return best, value
+
+    def chunk(params, constants, opt_state, best, data, validation, keys, steps, stage_steps):
         def body(carry, xs):
-            params, opt_state = carry
+            params, opt_state, best = carry
             step, stage_step = xs
             if optimizer.reset_every:
                 fresh = reset_all(params)
                 do_reset = (stage_step % optimizer.reset_every == 0) & (stage_step > 0)
                 opt_state = jax.tree.map(lambda a, b: jnp.where(do_reset, a, b), fresh, opt_state)
             params, opt_state, value = step_all(params, constants, opt_state, data, keys, step)
-            return (params, opt_state), value
+            if selection is None:
+                return (params, opt_state, best), (value, value * jnp.nan)
+            due = ((step + 1) % selection.every == 0) | (step == last_step)
+            best, checked = jax.lax.cond(
+                due,
+                lambda b: keep_better(params, constants, b, validation, step),
+                lambda b: (b, jnp.full_like(value, jnp.nan)),
+                best,
+            )
+            return (params, opt_state, best), (value, checked)
 
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (steps, stage_steps))
-        return params, opt_state, losses
+        (params, opt_state, best), (losses, checked) = jax.lax.scan(
+            body, (params, opt_state, best), (steps, stage_steps)
+        )
+        return params, opt_state, best, losses, checked
 
-    return jax.jit(chunk, donate_argnums=(0, 2)), reset_all
+    return jax.jit(chunk, donate_argnums=(0, 2, 3)), reset_all
 
 
 def _progress_line(tag: str, stage: Stage, step: int, total: int, losses: np.ndarray, rate: float):
@@ -224,10 +294,12 @@ def run_fingerprint(
     params: Any,
     constants: Any,
     data_keys: Array,
+    selection: Selection | None = None,
 ) -> str:
     """A digest of everything that decides a run's trajectory except the step reached: the
-    model's settings, the stages, the optimizer, the seeds' initial variables and data keys.
-    A checkpoint resumes only a run with the same digest."""
+    model's settings, the stages, the optimizer, the seeds' initial variables and data keys (and
+    the validation interval and batch of a selection). A checkpoint resumes only a run with the
+    same digest."""
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
     digest.update(json.dumps([dataclasses.asdict(s) for s in stages], sort_keys=True).encode())
@@ -241,6 +313,10 @@ def run_fingerprint(
     if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
     digest.update(np.asarray(keys).tobytes())
+    if selection is not None:
+        digest.update(f"selection every {int(selection.every)}".encode())
+        for leaf in jax.tree.leaves(selection.batch):
+            digest.update(np.ascontiguousarray(np.asarray(jax.device_get(leaf))).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -257,6 +333,7 @@ def train(
     checkpoint: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     tag: str = "",
+    selection: Selection | None = None,
 ) -> TrainResult:
     """Train S seeds of ``model`` through ``stages``.
 
@@ -273,6 +350,8 @@ def train(
         checkpoint: path of the checkpoint file; if it exists the run resumes from it.
         log: where progress lines go (default: stderr).
         tag: prefix of progress lines (e.g. ``"mwg/nmrnn "``).
+        selection: also keep each seed's variables with the lowest validation loss
+            (``TrainResult.best_variables``); see :class:`Selection`.
 
     Raises:
         TrainingDiverged: the loss of some seed became NaN/inf; the last good checkpoint is kept.
@@ -285,13 +364,27 @@ def train(
     total = int(sum(s.steps for s in stages))
     boundaries = np.cumsum([0] + [s.steps for s in stages])
     losses = np.zeros((S, 0), np.float32)
+    checked = np.zeros((S, 0), np.float32)
     done = 0
     opt_state = None
-    runners = [_stage_runner(model, st, optimizer, batch_fn, template_one) for st in stages]
+    runners = [
+        _stage_runner(model, st, optimizer, batch_fn, template_one, selection, total - 1)
+        for st in stages
+    ]
+    best = None
+    if selection is not None:
+        best = {
+            "params": jax.tree.map(jnp.copy, params),
+            "loss": jnp.full((S,), jnp.inf, jnp.float32),
+            "step": jnp.zeros((S,), jnp.int32),
+        }
+    validation = None if selection is None else selection.batch
 
     protocol = None
     if checkpoint is not None:
-        protocol = run_fingerprint(model, stages, optimizer, params, constants, data_keys)
+        protocol = run_fingerprint(
+            model, stages, optimizer, params, constants, data_keys, selection
+        )
     if checkpoint is not None and Path(checkpoint).exists():
         with np.load(checkpoint, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
@@ -310,8 +403,17 @@ def train(
                 "constants": constants,
                 "opt_state": runners[stage_i][1](params),
             }
+            if best is not None:
+                template["best_params"] = best["params"]
             state = load_checkpoint(checkpoint, template)
             params, constants, losses = state["params"], state["constants"], state["losses"]
+            if best is not None:
+                best = {
+                    "params": state["best_params"],
+                    "loss": jnp.asarray(state["best_loss"]),
+                    "step": jnp.asarray(state["best_step"]),
+                }
+                checked = state["validation_losses"]
             opt_state = state["opt_state"] if done > boundaries[stage_i] else None
             log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
     resumed_from = done
@@ -329,13 +431,23 @@ def train(
         while done < hi:
             n = min(chunk_size, hi - done)
             steps = jnp.arange(done, done + n)
-            args = (params, constants, opt_state, data, data_keys, steps, steps - lo)
+            args = (
+                params,
+                constants,
+                opt_state,
+                best,
+                data,
+                validation,
+                data_keys,
+                steps,
+                steps - lo,
+            )
             if n not in compiled:
                 t0 = time.perf_counter()
                 compiled[n] = run_chunk.lower(*args).compile()
                 compile_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            new_params, new_opt, chunk_losses = compiled[n](*args)
+            new_params, new_opt, new_best, chunk_losses, chunk_checked = compiled[n](*args)
             chunk_losses = np.asarray(chunk_losses).T  # (S, n)
             elapsed = time.perf_counter() - t0
             if not np.all(np.isfinite(chunk_losses)):
@@ -349,25 +461,37 @@ def train(
                     f"{tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
                     f"at step {done + step_i} (stage {stage.name}); {kept}"
                 )
-            params, opt_state = new_params, new_opt
+            params, opt_state, best = new_params, new_opt, new_best
             losses = np.concatenate([losses, chunk_losses], axis=1)
+            checked = np.concatenate([checked, np.asarray(chunk_checked).T], axis=1)
             done += n
             log(_progress_line(tag, stage, done, total, chunk_losses.T, n / elapsed))
             if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "params": params,
-                        "constants": constants,
-                        "opt_state": opt_state,
-                        "losses": losses,
-                        "meta": {"step": done, "total": total, "protocol": protocol},
-                    },
-                )
+                state = {
+                    "params": params,
+                    "constants": constants,
+                    "opt_state": opt_state,
+                    "losses": losses,
+                    "meta": {"step": done, "total": total, "protocol": protocol},
+                }
+                if best is not None:
+                    state.update(
+                        best_params=best["params"],
+                        best_loss=best["loss"],
+                        best_step=best["step"],
+                        validation_losses=checked,
+                    )
+                save_checkpoint(checkpoint, state)
         opt_state = None
 
     final = {"params": jax.device_get(params), "constants": jax.device_get(constants)}
-    return TrainResult(final, losses, time.perf_counter() - start, compile_s, resumed_from)
+    wall = time.perf_counter() - start
+    if best is None:
+        return TrainResult(final, losses, wall, compile_s, resumed_from)
+    chosen = {"params": jax.device_get(best["params"]), "constants": final["constants"]}
+    return TrainResult(
+        final, losses, wall, compile_s, resumed_from, checked, chosen, np.asarray(best["step"])
+    )
 
 
 def init_seeds(model: nn.Module, init_keys: Array, example_inputs: Array) -> dict:

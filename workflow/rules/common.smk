@@ -162,6 +162,32 @@ def all_metrics():
     return [f"{FIGURES}/metrics/{METRICS_OF[fig]}.csv" for fig in figures_available()]
 
 
+CURVE_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if FIGURE_EXPERIMENTS[fig])
+
+
+def all_curves():
+    return [
+        f"{FIGURES}/metrics/{METRICS_OF[fig]}_curves.csv"
+        for fig in figures_available()
+        if METRICS_OF[fig] in CURVE_TABLES
+    ]
+
+
+def curve_runs(wildcards):
+    """(experiment, arch, seed) of every run drawn in a curves table, in input order."""
+    return [
+        (experiment, arch, s)
+        for experiment in FIGURE_EXPERIMENTS[TABLE_FIGURE[wildcards.table]]
+        if experiment in EXPERIMENTS
+        for arch in EXPERIMENTS[experiment]["archs"]
+        for s in seeds_of(experiment)
+    ]
+
+
+def curve_inputs(wildcards):
+    return [f"{RESULTS}/{e}/{a}/seed{s}/losses.csv" for e, a, s in curve_runs(wildcards)]
+
+
 def experiment_settings(wildcards):
     return EXPERIMENTS[wildcards.experiment]
 

@@ -23,9 +23,30 @@ rule metrics_table:
         figure_metrics_inputs,
     output:
         f"{FIGURES}/metrics/{{table}}.csv",
+    wildcard_constraints:
+        table="|".join(TABLE_FIGURE),
     log:
         f"{RESULTS}/logs/metrics_table/{{table}}.log",
     conda:
         f"{ENVS}/cpu.yaml"
     script:
         "../scripts/metrics_table.py"
+
+
+rule curves_table:
+    """Training (and validation) loss curves of every run of a figure, in bins of steps."""
+    input:
+        curve_inputs,
+    output:
+        f"{FIGURES}/metrics/{{table}}_curves.csv",
+    wildcard_constraints:
+        table="|".join(CURVE_TABLES),
+    params:
+        runs=curve_runs,
+        bins=config["curve_bins"],
+    log:
+        f"{RESULTS}/logs/curves_table/{{table}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/curves_table.py"

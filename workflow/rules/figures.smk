@@ -59,18 +59,21 @@ rule fig3:
     input:
         f"{FIGURES}/fig3.png",
         f"{FIGURES}/fig3.pdf",
+        f"{FIGURES}/metrics/mwg_curves.csv",
 
 
 rule fig4:
     input:
         f"{FIGURES}/fig4.png",
         f"{FIGURES}/fig4.pdf",
+        f"{FIGURES}/metrics/multitask_curves.csv",
 
 
 rule fig5:
     input:
         f"{FIGURES}/fig5.png",
         f"{FIGURES}/fig5.pdf",
+        f"{FIGURES}/metrics/eft_curves.csv",
 
 
 rule claims:

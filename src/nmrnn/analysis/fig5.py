@@ -7,8 +7,11 @@ and the claim 4 of SPEC §6 from the tidy metrics table.
     meta/      archs (names, config order), is_nmrnn (bool per arch), experiment, chance_mse
     task/      inputs (T,), query, value, target of one example trial
     archs/<a>/ seeds (S,), mse (S,) final-step test MSE, n_parameters,
-               curve_steps (P,), curve_median, curve_q25, curve_q75 (P,), curves (S, P)
-    dynamics/  arch, seed, queries (Q,), query_value, values (V,), value_query, s_component,
+               curve_steps (P,), curve_median, curve_q25, curve_q75 (P,), curves (S, P);
+               with checkpoint selection also mse_selected (S,) (test MSE of the parameters
+               with the lowest validation loss), selected_step (S,), validation_curves (S, P)
+    dynamics/  arch, seed, checkpoint (final / selected), queries (Q,), query_value,
+               values (V,), value_query, s_component,
                query_sweep/ (value fixed), value_sweep/ (query fixed), query_random/ (values
                random): z_pc1 (C, T), s (C, T, K), y (C, T) trial means
                z_pc/ mean (M,), components (M', M), explained (M',)
@@ -22,6 +25,7 @@ queried element arrives at t = q + 1 and is scored at t = 25.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ import pandas as pd
 from nmrnn import claims as cl
 from nmrnn import experiments as ex
 from nmrnn.architectures import build_model, parameter_count
-from nmrnn.evaluation import trial_mse
+from nmrnn.evaluation import selected_variables, trial_mse
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import eft
 
@@ -165,11 +169,14 @@ def strongest_switching_gain(s: np.ndarray, queries: Sequence[int]) -> int:
     return int(np.argmax(ratios))
 
 
-def read_losses(path: str | Path) -> np.ndarray:
-    """Training loss per step from a ``losses.csv`` (columns step, loss)."""
+def read_losses(path: str | Path, column: str = "loss") -> np.ndarray | None:
+    """One column of a ``losses.csv`` per step (``loss``: training loss; ``validation_loss``:
+    NaN where not computed); None if the file has no such column."""
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return np.array([float(r["loss"]) for r in rows])
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or ()):
+            return None
+        return np.array([float(r[column]) if r[column] else np.nan for r in reader])
 
 
 def _runner(model):
@@ -347,18 +354,23 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
 
     out: dict[str, Any] = {"archs": {}}
     mse: dict[str, np.ndarray] = {}
+    selected_mse: dict[str, np.ndarray] = {}
     models: dict[str, Any] = {}
     for arch in archs:
         model = build_model(ex.model_settings(experiments, EXPERIMENT, arch))
         models[arch] = model
         run = _runner(model)
-        vals, curves = [], []
+        vals, curves, chosen, chosen_step, checks = [], [], [], [], []
         for s in seeds:
             folder = root / arch / f"seed{s}"
             variables = load_tree(folder / "params.npz")
-            y = np.asarray(run(_jnp_tree(variables), jnp.asarray(tests[s].inputs))["y"])
-            vals.append(float(trial_mse(y, tests[s]).mean()))
+            vals.append(_test_mse(run, variables, tests[s]))
             curves.append(bin_curve(read_losses(folder / "losses.csv")))
+            selected = selected_variables(variables)
+            if selected is not None:
+                chosen.append(_test_mse(run, selected, tests[s]))
+                chosen_step.append(json.loads((folder / "meta.json").read_text())["selected_step"])
+                checks.append(bin_curve(read_losses(folder / "losses.csv", "validation_loss"))[1])
         mse[arch] = np.asarray(vals)
         length = min(len(c[0]) for c in curves)
         steps = curves[0][0][:length]
@@ -375,6 +387,13 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
             "curve_median": quantiles[1],
             "curve_q75": quantiles[2],
         }
+        if len(chosen) == len(seeds):
+            selected_mse[arch] = np.asarray(chosen)
+            out["archs"][arch].update(
+                mse_selected=selected_mse[arch],
+                selected_step=np.asarray(chosen_step),
+                validation_curves=np.stack([c[:length] for c in checks]),
+            )
 
     nm_archs = [a for a in archs if is_nmrnn(experiments, a)]
     out["meta"] = {
@@ -384,19 +403,31 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
         "chance_mse": np.asarray(eft.CHANCE_MSE),
     }
     out["task"] = example_trial()
-    best = best_of(mse, nm_archs)
+    # The dynamics come from the selected parameters where every NM-RNN has them (the final ones
+    # of an unstable run may have drifted back to chance).
+    use_selected = bool(nm_archs) and all(a in selected_mse for a in nm_archs)
+    scores = selected_mse if use_selected else mse
+    best = best_of(scores, nm_archs)
     if best is not None:
-        finite = np.where(np.isfinite(mse[best]), mse[best], np.inf)
+        finite = np.where(np.isfinite(scores[best]), scores[best], np.inf)
         seed = seeds[int(np.argmin(finite))]
         variables = load_tree(root / best / f"seed{seed}" / "params.npz")
+        if use_selected:
+            variables = selected_variables(variables)
         out["dynamics"] = {
             "arch": np.asarray(best),
             "seed": np.asarray(seed),
-            "arch_median_mse": np.asarray(float(np.nanmedian(mse[best]))),
-            "seed_mse": np.asarray(mse[best][seeds.index(seed)]),
+            "checkpoint": np.asarray("selected" if use_selected else "final"),
+            "arch_median_mse": np.asarray(float(np.nanmedian(scores[best]))),
+            "seed_mse": np.asarray(scores[best][seeds.index(seed)]),
             **nmrnn_dynamics(models[best], variables),
         }
     return out
+
+
+def _test_mse(run, variables, test) -> float:
+    y = np.asarray(run(_jnp_tree(variables), jnp.asarray(test.inputs))["y"])
+    return float(trial_mse(y, test).mean())
 
 
 # ---------------------------------------------------------------------------------- claims
@@ -429,12 +460,31 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
 
     NM-RNN configurations are the archs whose name starts with ``nmrnn``; the best one has the
     lowest median test MSE. Rows whose architectures are missing are skipped; NaN MSEs are left
-    out of the tests (and counted in ``detail``).
+    out of the tests (and counted in ``detail``). With a ``checkpoint`` column (runs with
+    checkpoint selection), the rows are made for the final parameters (ids ``4-…``) and again for
+    the validation-selected ones (ids ``4-…-selected``).
     """
     if metrics is None or metrics.empty or not {"arch", "mse"} <= set(metrics.columns):
         return []
     if "experiment" in metrics:
         metrics = metrics[metrics["experiment"] == EXPERIMENT]
+    if "checkpoint" not in metrics:
+        return _claim_rows(metrics, "", "final-step test MSE (median across seeds)")
+    rows = _claim_rows(
+        metrics[metrics["checkpoint"] == "final"], "", "final-step test MSE (median across seeds)"
+    )
+    rows += _claim_rows(
+        metrics[metrics["checkpoint"] == "selected"],
+        "-selected",
+        "test MSE of each seed's parameters with the lowest loss on its held-out validation "
+        "batch (median across seeds)",
+    )
+    return rows
+
+
+def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
+    if metrics.empty:
+        return []
     archs = list(dict.fromkeys(metrics["arch"]))
     values = {a: _per_seed(metrics, a) for a in archs}
     configs = [a for a in archs if a.startswith("nmrnn")]
@@ -452,16 +502,16 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
         "test MSE that the test then uses: a selection step that favours the NM-RNN (the "
         "4-config-* rows give every config)"
     )
-    metric = "final-step test MSE (median across seeds)"
+    label = " (validation-selected parameters)" if suffix else ""
     rows: list[dict] = []
 
     if "lstm" in values:
         vals = {best: values[best], "lstm": values["lstm"]}
         c, holds = _lstm_level(values[best], values["lstm"])
         rows.append({
-            "claim": "4-lstm",
-            "statement": f"EFT: the best NM-RNN configuration reaches LSTM-level MSE (median MSE "
-                         f"≤ {factor:g} × the parameter-matched LSTM's, and below "
+            "claim": f"4-lstm{suffix}",
+            "statement": f"EFT{label}: the best NM-RNN configuration reaches LSTM-level MSE "
+                         f"(median MSE ≤ {factor:g} × the parameter-matched LSTM's, and below "
                          f"{LEARNED_FRACTION:g} × chance = {learned:.1f}, i.e. it learned)",
             "metric": f"{metric}; median ratio {best}/lstm {c['ratio']:.3g}",
             "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
@@ -480,8 +530,8 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
         c = cl.compare(values[best], values[base], "less")
         holds = bool(np.isfinite(c["p_value"]) and c["p_value"] < alpha)
         rows.append({
-            "claim": f"4-{base}",
-            "statement": f"EFT: the best NM-RNN configuration beats the parameter-matched "
+            "claim": f"4-{base}{suffix}",
+            "statement": f"EFT{label}: the best NM-RNN configuration beats the parameter-matched "
                          f"{name} (lower test MSE across seeds)",
             "metric": f"{metric}; median ratio {best}/{base} {c['ratio']:.3g}",
             "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
@@ -497,9 +547,9 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
             vals = {config: values[config], "lstm": values["lstm"]}
             c, holds = _lstm_level(values[config], values["lstm"])
             rows.append({
-                "claim": f"4-config-{config}",
-                "statement": f"EFT: NM-RNN configuration {config} reaches LSTM-level MSE (median "
-                             f"≤ {factor:g} × the LSTM's, and below {learned:.1f})",
+                "claim": f"4-config-{config}{suffix}",
+                "statement": f"EFT{label}: NM-RNN configuration {config} reaches LSTM-level "
+                             f"MSE (median ≤ {factor:g} × the LSTM's, and below {learned:.1f})",
                 "metric": f"{metric}; median ratio {config}/lstm {c['ratio']:.3g}",
                 "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
                 "seeds": _seeds_text(vals),

@@ -61,9 +61,14 @@ def _panel_letter(fig, ax, letter, dx=0.04):
     fig.text(bbox.x0 - dx, bbox.y1 + 0.008, letter, fontsize=16, fontweight="bold", va="bottom")
 
 
+def _selected(dyn: Mapping[str, Any]) -> bool:
+    return "checkpoint" in dyn and _str(dyn["checkpoint"]) == "selected"
+
+
 def _per_arch_mse(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, archs):
-    """Per-seed MSE and parameter count per arch: from the metrics table where it has the arch,
-    else from the analysis (both are the final-step MSE on the same test sets)."""
+    """Per arch: (per-seed final-step MSE, parameter count, per-seed MSE of the validation-selected
+    parameters or None): from the metrics table where it has the arch, else from the analysis
+    (the same numbers on the same test sets)."""
     out = {}
     table = metrics
     if table is not None and {"arch", "mse"} <= set(table.columns):
@@ -74,18 +79,25 @@ def _per_arch_mse(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, arc
     for arch in archs:
         rows = table[table["arch"] == arch] if table is not None else None
         info = analysis.get("archs", {}).get(arch, {})
+        selected = None
         if rows is not None and len(rows):
             rows = rows.sort_values("seed") if "seed" in rows else rows
-            vals = rows["mse"].to_numpy(float)
             n_par = int(rows["n_parameters"].iloc[0]) if "n_parameters" in rows else None
+            if "checkpoint" in rows:
+                chosen = rows[rows["checkpoint"] == "selected"]
+                selected = chosen["mse"].to_numpy(float) if len(chosen) else None
+                rows = rows[rows["checkpoint"] == "final"]
+            vals = rows["mse"].to_numpy(float)
         elif "mse" in info:
             vals = np.asarray(info["mse"], float)
             n_par = None
+            if "mse_selected" in info:
+                selected = np.asarray(info["mse_selected"], float)
         else:
             continue
         if n_par is None and "n_parameters" in info:
             n_par = int(np.asarray(info["n_parameters"]))
-        out[arch] = (vals, n_par)
+        out[arch] = (vals, n_par, selected)
     return out
 
 
@@ -124,27 +136,42 @@ def draw_task(ax, task: Mapping[str, np.ndarray]) -> None:
 
 
 def draw_mse(ax, per_arch, colors, chance, best=None, rng_seed=0) -> None:
-    """Panel B: per-seed final-step test MSE (dots) and median (bar) per architecture, log y."""
+    """Panel B: per-seed test MSE (dots) and median (bar) per architecture, log y: the final
+    parameters (filled dots) and, where the run kept them, the parameters with the lowest
+    validation loss (open diamonds, right of each pair)."""
     rng = np.random.default_rng(rng_seed)
     archs = list(per_arch)
     floor = np.inf
+    any_selected = any(v[2] is not None for v in per_arch.values())
+    offset = 0.18 if any_selected else 0.0
     for i, arch in enumerate(archs):
-        vals, _ = per_arch[arch]
-        finite = vals[np.isfinite(vals) & (vals > 0)]
-        if finite.size:
-            floor = min(floor, finite.min())
-        jitter = rng.uniform(-0.15, 0.15, vals.size)
-        ax.plot(i + jitter, vals, "o", color=colors[arch], ms=4.5, alpha=0.75, mec="none")
-        if finite.size:
-            ax.plot([i - 0.3, i + 0.3], [np.median(finite)] * 2, color="k", lw=2)
+        vals, _, selected = per_arch[arch]
+        groups = [(vals, i - offset, "o", colors[arch])]
+        if selected is not None:
+            groups.append((selected, i + offset, "D", "none"))
+        for values, x, marker, face in groups:
+            finite = values[np.isfinite(values) & (values > 0)]
+            if finite.size:
+                floor = min(floor, finite.min())
+            jitter = rng.uniform(-0.08 if offset else -0.15, 0.08 if offset else 0.15, values.size)
+            ax.plot(x + jitter, values, marker, color=colors[arch], mfc=face, ms=4.5, alpha=0.8,
+                    ls="none", mec=colors[arch] if face == "none" else "none")  # fmt: skip
+            if finite.size:
+                half = 0.14 if offset else 0.3
+                ax.plot([x - half, x + half], [np.median(finite)] * 2, color="k", lw=2)
+    if any_selected:
+        ax.plot([], [], "o", color="0.4", mec="none", label="final parameters")
+        ax.plot([], [], "D", color="0.4", mfc="none", label="lowest validation loss")
+        ax.legend(loc="lower left", fontsize=7.5, frameon=False)
     ax.axhline(chance, color="k", ls="--", lw=0.9)
     ax.text(len(archs) - 0.5, chance * 1.08, f"chance (predict 0) = {chance:.1f}", ha="right",
             va="bottom", fontsize=8)  # fmt: skip
     ax.set_yscale("log")
     top = chance
-    for vals, _ in per_arch.values():
-        if np.isfinite(vals).any():
-            top = max(top, np.nanmax(vals))
+    for vals, _, selected in per_arch.values():
+        for values in (vals, selected if selected is not None else vals):
+            if np.isfinite(values).any():
+                top = max(top, np.nanmax(values))
     low = floor if np.isfinite(floor) else chance / 10
     ax.set_ylim(low / 2, top * 2.2)
     labels = []
@@ -159,7 +186,7 @@ def draw_mse(ax, per_arch, colors, chance, best=None, rng_seed=0) -> None:
             tick.set_fontweight("bold")
     ax.set_xlim(-0.6, len(archs) - 0.4)
     ax.set_ylabel("final-step test MSE")
-    n_seeds = max((len(v) for v, _ in per_arch.values()), default=0)
+    n_seeds = max((len(v) for v, _, _ in per_arch.values()), default=0)
     ax.set_title(f"test MSE per seed (dots; n ≤ {n_seeds}) and median (bar)", fontsize=10)
     sns.despine(ax=ax)
 
@@ -277,7 +304,8 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, out_png: str
             fig.text(
                 0.5, 0.585,
                 f"best NM-RNN configuration {display_name(best, False)} (M/N/K; lowest median "
-                f"test MSE {float(np.asarray(dyn['arch_median_mse'])):.3g}), its best seed "
+                f"test MSE {float(np.asarray(dyn['arch_median_mse'])):.3g}"
+                f"{', validation-selected parameters' if _selected(dyn) else ''}), its best seed "
                 f"{int(np.asarray(dyn['seed']))} (MSE {float(np.asarray(dyn['seed_mse'])):.3g});"
                 f" trial means over {int(np.asarray(dyn['trials_per_condition']))} trials per "
                 "condition, other elements random; dots mark the queried step t = q + 1",
