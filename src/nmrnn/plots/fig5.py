@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -185,7 +186,7 @@ def draw_mse(ax, per_arch, colors, chance, best=None, rng_seed=0) -> None:
         if arch == best:
             tick.set_fontweight("bold")
     ax.set_xlim(-0.6, len(archs) - 0.4)
-    ax.set_ylabel("final-step test MSE")
+    ax.set_ylabel("test MSE (10,000 held-out trials)")
     n_seeds = max((len(v) for v, _, _ in per_arch.values()), default=0)
     ax.set_title(f"test MSE per seed (dots; n ≤ {n_seeds}) and median (bar)", fontsize=10)
     sns.despine(ax=ax)
@@ -204,6 +205,9 @@ def draw_curves(ax, analysis, archs, colors, chance) -> None:
                         alpha=0.15, lw=0)  # fmt: skip
     ax.axhline(chance, color="k", ls="--", lw=0.9)
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
+    )
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (fresh batch each step)")
     ax.set_title("training curves: median and IQR across seeds", fontsize=10)
@@ -302,14 +306,14 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, out_png: str
         if dyn is not None:
             draw_sweeps(axes, dyn)
             fig.text(
-                0.5, 0.585,
+                0.5, 0.592,
                 f"best NM-RNN configuration {display_name(best, False)} (M/N/K; lowest median "
                 f"test MSE {float(np.asarray(dyn['arch_median_mse'])):.3g}"
                 f"{', validation-selected parameters' if _selected(dyn) else ''}), its best seed "
-                f"{int(np.asarray(dyn['seed']))} (MSE {float(np.asarray(dyn['seed_mse'])):.3g});"
-                f" trial means over {int(np.asarray(dyn['trials_per_condition']))} trials per "
+                f"{int(np.asarray(dyn['seed']))} (MSE {float(np.asarray(dyn['seed_mse'])):.3g})\n"
+                f"trial means over {int(np.asarray(dyn['trials_per_condition']))} trials per "
                 "condition, other elements random; dots mark the queried step t = q + 1",
-                ha="center", fontsize=9.5,
+                ha="center", va="center", fontsize=9.5,
             )  # fmt: skip
         else:
             for ax in axes.ravel():
