@@ -25,6 +25,7 @@ localrules:
     export_seed,
     evaluate,
     metrics_table,
+    curves_table,
     theory,
     analyse,
     plot,

@@ -57,6 +57,23 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_only_training_goes_to_the_cluster():
+    """Every rule but `train` is local: a SLURM profile submits training and nothing else."""
+    sources = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    rules = set()
+    for path in sources:
+        rules |= set(re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", path.read_text(), flags=re.M))
+    snakefile = (ROOT / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", snakefile, flags=re.M)
+    assert block, "no localrules block in the Snakefile"
+    local = set(re.findall(r"\w+", block.group(1)))
+    assert "train" in rules and len(rules) > 10, sorted(rules)
+    assert local == rules - {"train"}, (
+        f"missing from localrules: {sorted(rules - {'train'} - local)}; "
+        f"unknown or wrongly local: {sorted(local - (rules - {'train'}))}"
+    )
+
+
 def test_full_config_plans_every_job():
     # --forceall: the committed figures/ (fig2 has no inputs) must not hide jobs from the plan
     result = snakemake("-n", "--forceall", "--quiet", "rules")
