@@ -398,6 +398,17 @@ def test_cancelled_training_job_is_retried_and_resumes(slurm_cluster, workdir: P
             sc = run(["scancel", jid])
             assert sc.returncode == 0, f"scancel {jid} failed: {sc.stderr}"
             cancelled = jid
+            # The job may have finished training between the check above and the scancel (it
+            # writes its output, then deletes the checkpoint): what the retry must resume from
+            # is the checkpoint left once the job is gone.
+            gone = time.monotonic() + 60
+            while time.monotonic() < gone:
+                if run(["squeue", "-h", "-j", jid, "-o", "%T"]).stdout.strip() != "RUNNING":
+                    break
+                time.sleep(0.2)
+            had_checkpoint = had_checkpoint and any(
+                p.exists() for p in checkpoint_paths(workdir, info.get("wildcards", {}))
+            )
         if cancelled is None:
             pytest.fail(
                 "could not scancel a RUNNING training job: every training job finished "
