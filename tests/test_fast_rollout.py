@@ -1,7 +1,7 @@
-"""The fast NM-RNN and LR-RNN rollouts against the plain ``lax.scan`` they replace: same outputs,
-and their hand-written reverse passes give JAX's autodiff gradients for every parameter and input,
-in every configuration of the model (qr / inv_n, feedback, linear φ, gain overrides), under
-``vmap`` over seeds, and inside the modules."""
+"""The fast NM-RNN, LR-RNN, vanilla RNN and LSTM rollouts against the plain ``lax.scan`` they
+replace: same outputs, and their hand-written reverse passes give JAX's autodiff gradients for
+every parameter and input, in every configuration of the model (qr / inv_n, feedback, linear φ,
+gain overrides), under ``vmap`` over seeds, and inside the modules."""
 
 from __future__ import annotations
 
@@ -13,11 +13,15 @@ import pytest
 from nmrnn.fast_rollout import (
     lrrnn_rollout,
     lrrnn_rollout_scan,
+    lstm_rollout,
+    lstm_rollout_scan,
     nmrnn_rollout,
     nmrnn_rollout_scan,
+    vanilla_rollout,
+    vanilla_rollout_scan,
 )
 from nmrnn.lowrank import low_rank_factors
-from nmrnn.models import LRRNN, NMRNN
+from nmrnn.models import LRRNN, LSTM, NMRNN, VanillaRNN
 
 RTOL, ATOL = 1e-4, 1e-5
 N, M, K, O, B, T, U, UX = 9, 4, 3, 2, 5, 12, 5, 3  # noqa: E741 (O: outputs, as in the paper)
@@ -233,4 +237,101 @@ def test_lrrnn_module_gradients_equal_plain_scan_under_vmap(monkeypatch):
     fast = grad(variables["params"], variables["constants"])
     monkeypatch.setattr("nmrnn.fast_rollout.lrrnn_rollout", lrrnn_rollout_scan)
     plain = grad(variables["params"], variables["constants"])
+    assert_trees_close(fast, plain)
+
+
+@pytest.mark.parametrize("outputs_used", ["y", "y+x"])
+def test_vanilla_outputs_and_gradients_equal_plain_scan(outputs_used):
+    ks = iter(jax.random.split(jax.random.key(30), 8))
+    normal = lambda shape, scale=1.0: scale * jax.random.normal(next(ks), shape)  # noqa: E731
+    arrays = dict(
+        W=normal((N, N)),
+        B=normal((N, U)),
+        C=normal((O, N), 0.4),
+        d=normal((O,), 0.1),
+        x0=normal((B, N), 0.3),
+        inputs=normal((T, B, U)),
+    )
+
+    def outputs_and_gradients(rollout):
+        def loss(a):
+            ys, xs = rollout(**a, gain=1.0 / N, ax=0.2)
+            used = (ys, xs) if outputs_used == "y+x" else (ys,)
+            return weighted_sum(used, jax.random.key(31)), (ys, xs)
+
+        return jax.jit(jax.grad(loss, has_aux=True))(arrays)
+
+    fast_grads, fast = outputs_and_gradients(vanilla_rollout)
+    plain_grads, plain = outputs_and_gradients(vanilla_rollout_scan)
+    for name, f, p in zip(("y", "x"), fast, plain, strict=True):
+        np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
+    assert set(fast_grads) == set(arrays)
+    assert_trees_close(fast_grads, plain_grads)
+
+
+def test_vanilla_module_gradients_equal_plain_scan_under_vmap(monkeypatch):
+    """The vanilla RNN module, seeds vmapped as in training, against the plain scan."""
+    model = VanillaRNN(N=12, O=2)
+    inputs = jax.random.normal(jax.random.key(32), (6, 30, 3))
+    target = jax.random.normal(jax.random.key(33), (6, 30, 2))
+    variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(34), 2))
+
+    def loss(params, constants):
+        y = model.apply({"params": params, "constants": constants}, inputs)["y"]
+        return jnp.mean((y - target) ** 2)
+
+    grad = jax.vmap(jax.grad(loss))
+    fast = grad(variables["params"], variables["constants"])
+    monkeypatch.setattr("nmrnn.fast_rollout.vanilla_rollout", vanilla_rollout_scan)
+    plain = grad(variables["params"], variables["constants"])
+    assert set(fast) == {"W", "B", "C", "d"}
+    assert_trees_close(fast, plain)
+
+
+@pytest.mark.parametrize("outputs_used", ["h", "h+c"])
+def test_lstm_outputs_and_gradients_equal_plain_scan(outputs_used):
+    ks = iter(jax.random.split(jax.random.key(40), 8))
+    normal = lambda shape, scale=1.0: scale * jax.random.normal(next(ks), shape)  # noqa: E731
+    arrays = dict(
+        Wh=normal((4 * N, N), 0.5),
+        h0=normal((B, N), 0.3),
+        c0=normal((B, N), 0.3),
+        drive=normal((T, B, 4 * N)),
+    )
+
+    def outputs_and_gradients(rollout):
+        def loss(a):
+            hs, cs = rollout(**a)
+            used = (hs, cs) if outputs_used == "h+c" else (hs,)
+            return weighted_sum(used, jax.random.key(41)), (hs, cs)
+
+        return jax.jit(jax.grad(loss, has_aux=True))(arrays)
+
+    fast_grads, fast = outputs_and_gradients(lstm_rollout)
+    plain_grads, plain = outputs_and_gradients(lstm_rollout_scan)
+    for name, f, p in zip(("h", "c"), fast, plain, strict=True):
+        np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
+    assert set(fast_grads) == set(arrays)
+    assert_trees_close(fast_grads, plain_grads)
+
+
+@pytest.mark.parametrize("init_scheme", ["default", "eft"])
+def test_lstm_module_gradients_equal_plain_scan_under_vmap(monkeypatch, init_scheme):
+    """The LSTM module (random initial states with the EFT scheme), seeds vmapped, against the
+    plain scan."""
+    model = LSTM(N=7, O=2, init_scheme=init_scheme)
+    inputs = jax.random.normal(jax.random.key(42), (6, 30, 3))
+    target = jax.random.normal(jax.random.key(43), (6, 30, 2))
+    variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(44), 2))
+    constants = variables.get("constants", {})
+
+    def loss(params, constants):
+        y = model.apply({"params": params, "constants": constants}, inputs)["y"]
+        return jnp.mean((y - target) ** 2)
+
+    grad = jax.vmap(jax.grad(loss))
+    fast = grad(variables["params"], constants)
+    monkeypatch.setattr("nmrnn.fast_rollout.lstm_rollout", lstm_rollout_scan)
+    plain = grad(variables["params"], constants)
+    assert {"Wh_i", "Wx_o", "b_f", "C"} <= set(fast)
     assert_trees_close(fast, plain)

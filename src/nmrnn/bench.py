@@ -3,7 +3,7 @@ of ``config.yaml``, and the projected compute of the full paper run.
 
     python -m nmrnn.bench                      # every row, S = 1 and S = 5 seeds per program
     python -m nmrnn.bench --only mwg:nmrnn --seeds 1,5 --steps 100 --json
-    python -m nmrnn.bench --compare            # autodiff vs custom-VJP NM-RNN gradient
+    python -m nmrnn.bench --compare            # autodiff vs custom-VJP gradients
 
 Each row runs the real engine (:func:`nmrnn.training.train`, the experiment's own model, batch
 function and optimizer, at the paper's sizes, batch and trial length) for one warm-up chunk and
@@ -35,7 +35,8 @@ from nmrnn.architectures import count_parameters
 from nmrnn.pipeline import limit_cpu_threads
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
-CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")  # models whose loop has a custom VJP
+# models whose time loop has a custom VJP
+CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn", "vanilla", "lstm")
 
 
 # ----------------------------------------------------------------------------- what to run
@@ -62,16 +63,18 @@ def _select(rows, only: Sequence[str]) -> list[tuple[str, str]]:
 
 @contextlib.contextmanager
 def autodiff_gradient() -> Iterator[None]:
-    """Within the block, models trace the NM-RNN and LR-RNN loops as a plain ``lax.scan``
-    differentiated by JAX (the baseline) instead of the custom-VJP rollouts of
+    """Within the block, models trace the NM-RNN, LR-RNN, vanilla RNN and LSTM loops as a plain
+    ``lax.scan`` differentiated by JAX (the baseline) instead of the custom-VJP rollouts of
     :mod:`nmrnn.fast_rollout`."""
-    fast = fast_rollout.nmrnn_rollout, fast_rollout.lrrnn_rollout
-    fast_rollout.nmrnn_rollout = fast_rollout.nmrnn_rollout_scan
-    fast_rollout.lrrnn_rollout = fast_rollout.lrrnn_rollout_scan
+    names = ("nmrnn_rollout", "lrrnn_rollout", "vanilla_rollout", "lstm_rollout")
+    fast = {name: getattr(fast_rollout, name) for name in names}
+    for name in names:
+        setattr(fast_rollout, name, getattr(fast_rollout, f"{name}_scan"))
     try:
         yield
     finally:
-        fast_rollout.nmrnn_rollout, fast_rollout.lrrnn_rollout = fast
+        for name, function in fast.items():
+            setattr(fast_rollout, name, function)
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -362,8 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compare",
         action="store_true",
-        help="NM-RNN and LR-RNN rows: forward vs autodiff vs custom-VJP gradient, and the "
-        "training step with either gradient",
+        help="rows of models with a custom VJP: forward vs autodiff vs custom-VJP gradient, and "
+        "the training step with either gradient",
     )
     args = parser.parse_args(argv)
     limit_cpu_threads(args.threads)

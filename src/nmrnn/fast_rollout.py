@@ -1,5 +1,5 @@
-"""The NM-RNN and LR-RNN time loops with hand-written reverse passes (``jax.custom_vjp``), for
-fast training.
+"""The NM-RNN, LR-RNN and vanilla RNN time loops with hand-written reverse passes
+(``jax.custom_vjp``), for fast training.
 
 Autodiff of a ``lax.scan`` accumulates every parameter gradient inside the reverse loop: each step
 adds a few small (N×B)·(B×K) products to carried sums, so the loop does several times the work of
@@ -19,7 +19,8 @@ On CPU the layout matters as much as the arithmetic, so:
   (time, batch, N) cotangent of x is ever stored;
 - cotangents of unused outputs (x, z, s during training) are symbolic zeros and cost nothing.
 
-The LR-RNN (s ≡ 1, no z) has the same treatment in :func:`lrrnn_rollout`.
+The LR-RNN (s ≡ 1, no z) has the same treatment in :func:`lrrnn_rollout`, and the leaky vanilla
+RNN (a full N×N W) in :func:`vanilla_rollout`.
 
 Symbols follow :class:`nmrnn.models.NMRNN`: x (N) fast state, z (M) neuromodulatory state, s (K)
 gains, L/R the (already normalised) left and right factors, g the gain, a_x = 1/τx, a_z = 1/τz.
@@ -540,3 +541,217 @@ def lrrnn_rollout_scan(left, right, B, C, d, x0, inputs, *, gain, ax):
 
     xs = jax.lax.scan(step, x0, drive)[1]
     return xs @ C.T + d, xs
+
+
+# ----------------------------------------------------------------------------- vanilla RNN
+# The full-rank leaky RNN: the same treatment, with W (N, N) in place of the low-rank product.
+
+
+class DenseWeights(NamedTuple):
+    """The arrays of one vanilla RNN that the time loop reads."""
+
+    W: Array  # (N, N)
+    B: Array  # (N, U)
+    C: Array  # (O, N)
+    d: Array  # (O,)
+
+
+def _dense_forward(rec: Recurrence, w: DenseWeights, x0, inputs, residuals):
+    """Returns time-major (ys, xs) and, with ``residuals``, φ(x_{t-1})."""
+    T, (B, N) = inputs.shape[0], x0.shape
+    drive = inputs @ w.B.T
+    (W_T,) = _transposed(w.W)
+    scale = rec.gain
+
+    def body(t, carry):
+        x, bufs = carry
+        phi_x = jnp.tanh(x)
+        x = (1.0 - rec.ax) * x + rec.ax * (scale * (phi_x @ W_T) + _at(drive, t))
+        new = (x,) + ((phi_x,) if residuals else ())
+        return x, tuple(_put(b, v, t) for b, v in zip(bufs, new, strict=True))
+
+    bufs = tuple(jnp.zeros((T, B, N), x0.dtype) for _ in range(2 if residuals else 1))
+    xs, *res = jax.lax.fori_loop(0, T, body, (x0, bufs))[1]
+    return (xs @ w.C.T + w.d, xs, *res)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _dense_rollout(rec: Recurrence, w: DenseWeights, x0, inputs):
+    return _dense_forward(rec, w, x0, inputs, residuals=False)
+
+
+def _dense_rollout_fwd(rec, w, x0, inputs):
+    w, x0, inputs = jax.tree.map(lambda p: p.value, (w, x0, inputs))
+    ys, xs, phi_prev = _dense_forward(rec, w, x0, inputs, residuals=True)
+    return (ys, xs), (w, x0, inputs, xs, phi_prev)
+
+
+def _dense_rollout_bwd(rec, saved, cotangents):
+    w, x0, inputs, xs, phi_prev = saved
+    gys, gxs = (None if _is_zero(c) else c for c in cotangents)
+    T = xs.shape[0]
+    c_w = rec.ax * rec.gain
+
+    def body(i, carry):
+        px, buf = carry
+        t = T - 1 - i
+        lam_x = px
+        if gys is not None:
+            lam_x = lam_x + _small_matmul(_at(gys, t), w.C)
+        if gxs is not None:
+            lam_x = lam_x + _at(gxs, t)
+        phi_t = _at(phi_prev, t)
+        px = (1.0 - rec.ax) * lam_x + (1.0 - phi_t**2) * (c_w * (lam_x @ w.W))
+        return px, _put(buf, lam_x, t)
+
+    g_x0, lam_x = jax.lax.fori_loop(0, T, body, (jnp.zeros_like(x0), jnp.zeros_like(xs)))
+    g_w = DenseWeights(
+        W=c_w * _sum_outer_t(phi_prev, lam_x).T,
+        B=rec.ax * _sum_outer_t(inputs, lam_x).T,
+        C=jnp.zeros_like(w.C) if gys is None else _sum_outer_t(gys, xs),
+        d=jnp.zeros_like(w.d) if gys is None else gys.sum(axis=(0, 1)),
+    )
+    return g_w, g_x0, rec.ax * (lam_x @ w.B)
+
+
+_dense_rollout.defvjp(_dense_rollout_fwd, _dense_rollout_bwd, symbolic_zeros=True)
+
+
+def vanilla_rollout(
+    W: Array, B: Array, C: Array, d: Array, x0: Array, inputs: Array, *, gain: float, ax: float
+) -> tuple[Array, Array]:
+    """Run the leaky vanilla RNN over a batch of trials, with the fast reverse pass.
+
+    x_t = (1 - a_x) x_{t-1} + a_x [g · W tanh(x_{t-1}) + B u_t],  y_t = C x_t + d
+
+    Args:
+        W: (N, N). B: (N, U). C: (O, N). d: (O,). x0: (B, N) initial state.
+        inputs: (T, B, U), time-major. gain: g (1/N in :class:`nmrnn.models.VanillaRNN`).
+        ax: 1/τ.
+
+    Returns:
+        ys (T, B, O), xs (T, B, N), time-major.
+    """
+    rec = Recurrence(float(gain), float(ax), 0.0, False)
+    return _dense_rollout(rec, DenseWeights(W, B, C, d), x0, inputs)
+
+
+def vanilla_rollout_scan(W, B, C, d, x0, inputs, *, gain, ax):
+    """:func:`vanilla_rollout` as a plain ``lax.scan`` differentiated by JAX (the reference)."""
+    drive = inputs @ B.T
+
+    def step(x, dx):
+        x = (1.0 - ax) * x + ax * (gain * (jnp.tanh(x) @ W.T) + dx)
+        return x, x
+
+    xs = jax.lax.scan(step, x0, drive)[1]
+    return xs @ C.T + d, xs
+
+
+# ----------------------------------------------------------------------------- LSTM
+# The LSTM's time loop only: the input drive (u Wxᵀ + b, every step at once) and the readout are
+# single large products outside it, differentiated by JAX. The reverse loop carries (λh, λc) and
+# stores the adjoint of the gate pre-activations, from which dWh is one product afterwards.
+
+
+def _lstm_forward(Wh_T: Array, h0: Array, c0: Array, drive: Array, residuals: bool):
+    """Returns time-major (hs, cs) and, with ``residuals``, the gate activations (T, B, 4N)."""
+    T, (B, N) = drive.shape[0], h0.shape
+
+    def body(t, carry):
+        h, c, bufs = carry
+        pre = _at(drive, t) + h @ Wh_T
+        sig = jax.nn.sigmoid(pre)
+        g = jnp.tanh(pre[:, 2 * N : 3 * N])
+        i, f, o = sig[:, :N], sig[:, N : 2 * N], sig[:, 3 * N :]
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        new = (h, c) + ((jnp.concatenate([i, f, g, o], axis=-1),) if residuals else ())
+        return h, c, tuple(_put(b, v, t) for b, v in zip(bufs, new, strict=True))
+
+    shapes = [(T, B, N), (T, B, N)] + ([(T, B, 4 * N)] if residuals else [])
+    bufs = tuple(jnp.zeros(shape, h0.dtype) for shape in shapes)
+    return jax.lax.fori_loop(0, T, body, (h0, c0, bufs))[2]
+
+
+@jax.custom_vjp
+def _lstm_rollout(Wh: Array, h0: Array, c0: Array, drive: Array):
+    (Wh_T,) = _transposed(Wh)
+    return _lstm_forward(Wh_T, h0, c0, drive, residuals=False)
+
+
+def _lstm_rollout_fwd(Wh, h0, c0, drive):
+    Wh, h0, c0, drive = (a.value for a in (Wh, h0, c0, drive))
+    (Wh_T,) = _transposed(Wh)
+    hs, cs, gates = _lstm_forward(Wh_T, h0, c0, drive, residuals=True)
+    return (hs, cs), (Wh, h0, c0, hs, cs, gates)
+
+
+def _lstm_rollout_bwd(saved, cotangents):
+    Wh, h0, c0, hs, cs, gates = saved
+    ghs, gcs = (None if _is_zero(c) else c for c in cotangents)
+    T, N = hs.shape[0], h0.shape[-1]
+    c_prevs = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+
+    def body(k, carry):
+        lam_h, lam_c, buf = carry
+        t = T - 1 - k
+        if ghs is not None:
+            lam_h = lam_h + _at(ghs, t)
+        if gcs is not None:
+            lam_c = lam_c + _at(gcs, t)
+        act = _at(gates, t)
+        i, f, g, o = (act[:, j * N : (j + 1) * N] for j in range(4))
+        c_prev = _at(c_prevs, t)
+        tc = jnp.tanh(_at(cs, t))
+        lam_c = lam_c + lam_h * o * (1.0 - tc**2)
+        d_pre = jnp.concatenate(
+            [
+                lam_c * g * i * (1.0 - i),
+                lam_c * c_prev * f * (1.0 - f),
+                lam_c * i * (1.0 - g**2),
+                lam_h * tc * o * (1.0 - o),
+            ],
+            axis=-1,
+        )
+        return d_pre @ Wh, lam_c * f, _put(buf, d_pre, t)
+
+    zeros = jnp.zeros_like(h0)
+    g_h0, g_c0, d_pre = jax.lax.fori_loop(0, T, body, (zeros, zeros, jnp.zeros_like(gates)))
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    return _sum_outer_t(d_pre, h_prev), g_h0, g_c0, d_pre
+
+
+_lstm_rollout.defvjp(_lstm_rollout_fwd, _lstm_rollout_bwd, symbolic_zeros=True)
+
+
+def lstm_rollout(Wh: Array, h0: Array, c0: Array, drive: Array) -> tuple[Array, Array]:
+    """Run the LSTM's time loop over a batch of trials, with the fast reverse pass.
+
+    pre_t = drive_t + Wh h_{t-1}, split into the gates (i, f, g, o) in that order;
+    i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t-1} + i ⊙ g; h_t = o ⊙ tanh(c_t).
+
+    Args:
+        Wh: (4N, N), the stacked recurrent weights of the gates i, f, g, o.
+        h0, c0: (B, N) initial states. drive: (T, B, 4N), time-major: the input projection
+            plus the gate biases.
+
+    Returns:
+        hs (T, B, N), cs (T, B, N), time-major.
+    """
+    return _lstm_rollout(Wh, h0, c0, drive)
+
+
+def lstm_rollout_scan(Wh, h0, c0, drive):
+    """:func:`lstm_rollout` as a plain ``lax.scan`` differentiated by JAX (the reference)."""
+    N = h0.shape[-1]
+
+    def step(carry, pre_in):
+        h, c = carry
+        pre = pre_in + h @ Wh.T
+        i, f, o = (jax.nn.sigmoid(pre[:, j * N : (j + 1) * N]) for j in (0, 1, 3))
+        c = f * c + i * jnp.tanh(pre[:, 2 * N : 3 * N])
+        h = o * jnp.tanh(c)
+        return (h, c), (h, c)
+
+    return jax.lax.scan(step, (h0, c0), drive)[1]
