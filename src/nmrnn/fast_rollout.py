@@ -655,7 +655,8 @@ def vanilla_rollout_scan(W, B, C, d, x0, inputs, *, gain, ax):
 
 
 def _lstm_forward(Wh_T: Array, h0: Array, c0: Array, drive: Array, residuals: bool):
-    """Returns time-major (hs, cs) and, with ``residuals``, the gate activations (T, B, 4N)."""
+    """Returns time-major (hs, cs) and, with ``residuals``, the local derivatives the reverse
+    loop needs: ∂c_t/∂pre and ∂h_t/∂pre_o per gate (T, B, 4N), ∂h_t/∂c_t (T, B, N), f (T, B, N)."""
     T, (B, N) = drive.shape[0], h0.shape
 
     def body(t, carry):
@@ -664,12 +665,21 @@ def _lstm_forward(Wh_T: Array, h0: Array, c0: Array, drive: Array, residuals: bo
         sig = jax.nn.sigmoid(pre)
         g = jnp.tanh(pre[:, 2 * N : 3 * N])
         i, f, o = sig[:, :N], sig[:, N : 2 * N], sig[:, 3 * N :]
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
-        new = (h, c) + ((jnp.concatenate([i, f, g, o], axis=-1),) if residuals else ())
+        c_prev, c = c, f * c + i * g
+        tc = jnp.tanh(c)
+        h = o * tc
+        new = (h, c)
+        if residuals:
+            local = jnp.concatenate(
+                [g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g**2), tc * o * (1.0 - o)],
+                axis=-1,
+            )
+            new += (local, o * (1.0 - tc**2), f)
         return h, c, tuple(_put(b, v, t) for b, v in zip(bufs, new, strict=True))
 
-    shapes = [(T, B, N), (T, B, N)] + ([(T, B, 4 * N)] if residuals else [])
+    shapes = [(T, B, N), (T, B, N)]
+    if residuals:
+        shapes += [(T, B, 4 * N), (T, B, N), (T, B, N)]
     bufs = tuple(jnp.zeros(shape, h0.dtype) for shape in shapes)
     return jax.lax.fori_loop(0, T, body, (h0, c0, bufs))[2]
 
@@ -683,15 +693,14 @@ def _lstm_rollout(Wh: Array, h0: Array, c0: Array, drive: Array):
 def _lstm_rollout_fwd(Wh, h0, c0, drive):
     Wh, h0, c0, drive = (a.value for a in (Wh, h0, c0, drive))
     (Wh_T,) = _transposed(Wh)
-    hs, cs, gates = _lstm_forward(Wh_T, h0, c0, drive, residuals=True)
-    return (hs, cs), (Wh, h0, c0, hs, cs, gates)
+    hs, cs, *local = _lstm_forward(Wh_T, h0, c0, drive, residuals=True)
+    return (hs, cs), (Wh, h0, hs, *local)
 
 
 def _lstm_rollout_bwd(saved, cotangents):
-    Wh, h0, c0, hs, cs, gates = saved
+    Wh, h0, hs, d_gates, dh_dc, forget = saved
     ghs, gcs = (None if _is_zero(c) else c for c in cotangents)
-    T, N = hs.shape[0], h0.shape[-1]
-    c_prevs = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+    T = hs.shape[0]
 
     def body(k, carry):
         lam_h, lam_c, buf = carry
@@ -700,24 +709,12 @@ def _lstm_rollout_bwd(saved, cotangents):
             lam_h = lam_h + _at(ghs, t)
         if gcs is not None:
             lam_c = lam_c + _at(gcs, t)
-        act = _at(gates, t)
-        i, f, g, o = (act[:, j * N : (j + 1) * N] for j in range(4))
-        c_prev = _at(c_prevs, t)
-        tc = jnp.tanh(_at(cs, t))
-        lam_c = lam_c + lam_h * o * (1.0 - tc**2)
-        d_pre = jnp.concatenate(
-            [
-                lam_c * g * i * (1.0 - i),
-                lam_c * c_prev * f * (1.0 - f),
-                lam_c * i * (1.0 - g**2),
-                lam_h * tc * o * (1.0 - o),
-            ],
-            axis=-1,
-        )
-        return d_pre @ Wh, lam_c * f, _put(buf, d_pre, t)
+        lam_c = lam_c + lam_h * _at(dh_dc, t)
+        d_pre = jnp.concatenate([lam_c, lam_c, lam_c, lam_h], axis=-1) * _at(d_gates, t)
+        return d_pre @ Wh, lam_c * _at(forget, t), _put(buf, d_pre, t)
 
     zeros = jnp.zeros_like(h0)
-    g_h0, g_c0, d_pre = jax.lax.fori_loop(0, T, body, (zeros, zeros, jnp.zeros_like(gates)))
+    g_h0, g_c0, d_pre = jax.lax.fori_loop(0, T, body, (zeros, zeros, jnp.zeros_like(d_gates)))
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     return _sum_outer_t(d_pre, h_prev), g_h0, g_c0, d_pre
 
