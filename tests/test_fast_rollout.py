@@ -189,44 +189,106 @@ def test_nmrnn_module_gradients_equal_plain_scan(monkeypatch):
     assert_trees_close(fast, plain)
 
 
-@pytest.mark.parametrize("normalisation", ["qr", "inv_n"])
-def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
-    ks = iter(jax.random.split(jax.random.key(20), 8))
-    normal = lambda shape, scale=1.0: scale * jax.random.normal(next(ks), shape)  # noqa: E731
-    arrays = dict(
-        L=normal((N, K)),
-        right=normal((N, K), 0.7),
-        B=normal((N, U)),
-        C=normal((O, N), 0.4),
-        d=normal((O,), 0.1),
-        x0=normal((B, N), 0.3),
-        inputs=normal((T, B, U)),
-    )
-    gain = 1.0 if normalisation == "qr" else 1.0 / N
+def random_arrays(seed: int, **shapes) -> dict:
+    """name=(shape, scale) → independent N(0, scale²) arrays."""
+    keys = jax.random.split(jax.random.key(seed), len(shapes))
+    return {
+        name: scale * jax.random.normal(k, shape)
+        for k, (name, (shape, scale)) in zip(keys, shapes.items(), strict=True)
+    }
+
+
+def assert_rollouts_agree(fast_rollout, plain_rollout, arrays, call, names, used):
+    """Outputs and the gradient of a weighted sum of the outputs named in ``used`` with respect
+    to every array: ``call(rollout, arrays)`` returns the outputs, in the order of ``names``."""
 
     def outputs_and_gradients(rollout):
         def loss(a):
-            a = dict(a)
-            left = low_rank_factors(a.pop("L"), normalisation)
-            outputs = rollout(left, a.pop("right"), **a, gain=gain, ax=0.2)
-            return weighted_sum(outputs, jax.random.key(21)), outputs
+            outputs = call(rollout, a)
+            kept = [o for name, o in zip(names, outputs, strict=True) if name in used]
+            return weighted_sum(kept, jax.random.key(99)), outputs
 
         return jax.jit(jax.grad(loss, has_aux=True))(arrays)
 
-    fast_grads, fast = outputs_and_gradients(lrrnn_rollout)
-    plain_grads, plain = outputs_and_gradients(lrrnn_rollout_scan)
-    for name, f, p in zip(("y", "x"), fast, plain, strict=True):
+    fast_grads, fast = outputs_and_gradients(fast_rollout)
+    plain_grads, plain = outputs_and_gradients(plain_rollout)
+    for name, f, p in zip(names, fast, plain, strict=True):
         np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
     assert set(fast_grads) == set(arrays)
     assert_trees_close(fast_grads, plain_grads)
 
 
-def test_lrrnn_module_gradients_equal_plain_scan_under_vmap(monkeypatch):
-    """The LR-RNN module, seeds vmapped as in training, against the same module on the plain
+@pytest.mark.parametrize("normalisation", ["qr", "inv_n"])
+def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
+    arrays = random_arrays(
+        20,
+        L=((N, K), 1.0),
+        right=((N, K), 0.7),
+        B=((N, U), 1.0),
+        C=((O, N), 0.4),
+        d=((O,), 0.1),
+        x0=((B, N), 0.3),
+        inputs=((T, B, U), 1.0),
+    )
+    gain = 1.0 if normalisation == "qr" else 1.0 / N
+
+    def call(rollout, a):
+        a = dict(a)
+        left = low_rank_factors(a.pop("L"), normalisation)
+        return rollout(left, a.pop("right"), **a, gain=gain, ax=0.2)
+
+    assert_rollouts_agree(lrrnn_rollout, lrrnn_rollout_scan, arrays, call, ("y", "x"), "yx")
+
+
+@pytest.mark.parametrize("used", ["y", "yx"])
+def test_vanilla_outputs_and_gradients_equal_plain_scan(used):
+    arrays = random_arrays(
+        30,
+        W=((N, N), 1.0),
+        B=((N, U), 1.0),
+        C=((O, N), 0.4),
+        d=((O,), 0.1),
+        x0=((B, N), 0.3),
+        inputs=((T, B, U), 1.0),
+    )
+
+    def call(rollout, a):
+        return rollout(**a, gain=1.0 / N, ax=0.2)
+
+    assert_rollouts_agree(vanilla_rollout, vanilla_rollout_scan, arrays, call, ("y", "x"), used)
+
+
+@pytest.mark.parametrize("used", ["h", "hc"])
+def test_lstm_outputs_and_gradients_equal_plain_scan(used):
+    arrays = random_arrays(
+        40,
+        Wh=((4 * N, N), 0.5),
+        h0=((B, N), 0.3),
+        c0=((B, N), 0.3),
+        drive=((T, B, 4 * N), 1.0),
+    )
+
+    def call(rollout, a):
+        return rollout(**a)
+
+    assert_rollouts_agree(lstm_rollout, lstm_rollout_scan, arrays, call, ("h", "c"), used)
+
+
+@pytest.mark.parametrize(
+    "model, rollout, reference",
+    [
+        (LRRNN(N=16, K=3, O=1), "lrrnn_rollout", lrrnn_rollout_scan),
+        (VanillaRNN(N=12, O=2), "vanilla_rollout", vanilla_rollout_scan),
+        (LSTM(N=7, O=2), "lstm_rollout", lstm_rollout_scan),
+        (LSTM(N=7, O=2, init_scheme="eft"), "lstm_rollout", lstm_rollout_scan),
+    ],
+    ids=["lrrnn", "vanilla", "lstm", "lstm-eft"],
+)
+def test_module_gradients_equal_plain_scan_under_vmap(monkeypatch, model, rollout, reference):
+    """Each baseline module, seeds vmapped as in training, against the same module on the plain
     scan."""
-    model = LRRNN(N=16, K=3, O=1)
     inputs = jax.random.normal(jax.random.key(22), (6, 30, 3))
-    target = jax.random.normal(jax.random.key(23), (6, 30, 1))
+    target = jax.random.normal(jax.random.key(23), (6, 30, model.O))
     variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(24), 2))
 
     def loss(params, constants):
@@ -235,103 +297,7 @@ def test_lrrnn_module_gradients_equal_plain_scan_under_vmap(monkeypatch):
 
     grad = jax.vmap(jax.grad(loss))
     fast = grad(variables["params"], variables["constants"])
-    monkeypatch.setattr("nmrnn.fast_rollout.lrrnn_rollout", lrrnn_rollout_scan)
+    monkeypatch.setattr(f"nmrnn.fast_rollout.{rollout}", reference)
     plain = grad(variables["params"], variables["constants"])
-    assert_trees_close(fast, plain)
-
-
-@pytest.mark.parametrize("outputs_used", ["y", "y+x"])
-def test_vanilla_outputs_and_gradients_equal_plain_scan(outputs_used):
-    ks = iter(jax.random.split(jax.random.key(30), 8))
-    normal = lambda shape, scale=1.0: scale * jax.random.normal(next(ks), shape)  # noqa: E731
-    arrays = dict(
-        W=normal((N, N)),
-        B=normal((N, U)),
-        C=normal((O, N), 0.4),
-        d=normal((O,), 0.1),
-        x0=normal((B, N), 0.3),
-        inputs=normal((T, B, U)),
-    )
-
-    def outputs_and_gradients(rollout):
-        def loss(a):
-            ys, xs = rollout(**a, gain=1.0 / N, ax=0.2)
-            used = (ys, xs) if outputs_used == "y+x" else (ys,)
-            return weighted_sum(used, jax.random.key(31)), (ys, xs)
-
-        return jax.jit(jax.grad(loss, has_aux=True))(arrays)
-
-    fast_grads, fast = outputs_and_gradients(vanilla_rollout)
-    plain_grads, plain = outputs_and_gradients(vanilla_rollout_scan)
-    for name, f, p in zip(("y", "x"), fast, plain, strict=True):
-        np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
-    assert set(fast_grads) == set(arrays)
-    assert_trees_close(fast_grads, plain_grads)
-
-
-def test_vanilla_module_gradients_equal_plain_scan_under_vmap(monkeypatch):
-    """The vanilla RNN module, seeds vmapped as in training, against the plain scan."""
-    model = VanillaRNN(N=12, O=2)
-    inputs = jax.random.normal(jax.random.key(32), (6, 30, 3))
-    target = jax.random.normal(jax.random.key(33), (6, 30, 2))
-    variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(34), 2))
-
-    def loss(params, constants):
-        y = model.apply({"params": params, "constants": constants}, inputs)["y"]
-        return jnp.mean((y - target) ** 2)
-
-    grad = jax.vmap(jax.grad(loss))
-    fast = grad(variables["params"], variables["constants"])
-    monkeypatch.setattr("nmrnn.fast_rollout.vanilla_rollout", vanilla_rollout_scan)
-    plain = grad(variables["params"], variables["constants"])
-    assert set(fast) == {"W", "B", "C", "d"}
-    assert_trees_close(fast, plain)
-
-
-@pytest.mark.parametrize("outputs_used", ["h", "h+c"])
-def test_lstm_outputs_and_gradients_equal_plain_scan(outputs_used):
-    ks = iter(jax.random.split(jax.random.key(40), 8))
-    normal = lambda shape, scale=1.0: scale * jax.random.normal(next(ks), shape)  # noqa: E731
-    arrays = dict(
-        Wh=normal((4 * N, N), 0.5),
-        h0=normal((B, N), 0.3),
-        c0=normal((B, N), 0.3),
-        drive=normal((T, B, 4 * N)),
-    )
-
-    def outputs_and_gradients(rollout):
-        def loss(a):
-            hs, cs = rollout(**a)
-            used = (hs, cs) if outputs_used == "h+c" else (hs,)
-            return weighted_sum(used, jax.random.key(41)), (hs, cs)
-
-        return jax.jit(jax.grad(loss, has_aux=True))(arrays)
-
-    fast_grads, fast = outputs_and_gradients(lstm_rollout)
-    plain_grads, plain = outputs_and_gradients(lstm_rollout_scan)
-    for name, f, p in zip(("h", "c"), fast, plain, strict=True):
-        np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
-    assert set(fast_grads) == set(arrays)
-    assert_trees_close(fast_grads, plain_grads)
-
-
-@pytest.mark.parametrize("init_scheme", ["default", "eft"])
-def test_lstm_module_gradients_equal_plain_scan_under_vmap(monkeypatch, init_scheme):
-    """The LSTM module (random initial states with the EFT scheme), seeds vmapped, against the
-    plain scan."""
-    model = LSTM(N=7, O=2, init_scheme=init_scheme)
-    inputs = jax.random.normal(jax.random.key(42), (6, 30, 3))
-    target = jax.random.normal(jax.random.key(43), (6, 30, 2))
-    variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(44), 2))
-    constants = variables.get("constants", {})
-
-    def loss(params, constants):
-        y = model.apply({"params": params, "constants": constants}, inputs)["y"]
-        return jnp.mean((y - target) ** 2)
-
-    grad = jax.vmap(jax.grad(loss))
-    fast = grad(variables["params"], constants)
-    monkeypatch.setattr("nmrnn.fast_rollout.lstm_rollout", lstm_rollout_scan)
-    plain = grad(variables["params"], constants)
-    assert {"Wh_i", "Wx_o", "b_f", "C"} <= set(fast)
+    assert set(fast) == set(variables["params"])
     assert_trees_close(fast, plain)
