@@ -219,7 +219,8 @@ def _stage_runner(
     """Jitted chunk runner for one stage: (params, constants, opt_state, best, data, validation,
     keys, steps, stage_steps) → (params, opt_state, best, losses (chunk, S), validation losses
     (chunk, S), NaN where not computed). ``best`` holds the selected parameters, their validation
-    loss and step (``None`` without a selection). Compiled once per stage and chunk length."""
+    loss and step; without a selection, ``best`` and the validation losses are ``None``.
+    Compiled once per stage and chunk length."""
     mask = trainable_mask(model, params_template, stage.trainable)
     tx = _masked(optimizer.make(stage.learning_rate), mask)
     loss = loss_fn(model)
@@ -258,7 +259,7 @@ def _stage_runner(
                 opt_state = jax.tree.map(lambda a, b: jnp.where(do_reset, a, b), fresh, opt_state)
             params, opt_state, value = step_all(params, constants, opt_state, data, keys, step)
             if selection is None:
-                return (params, opt_state, best), (value, value * jnp.nan)
+                return (params, opt_state, best), (value, None)
             due = ((step + 1) % selection.every == 0) | (step == last_step)
             best, checked = jax.lax.cond(
                 due,
@@ -463,7 +464,8 @@ def train(
                 )
             params, opt_state, best = new_params, new_opt, new_best
             losses = np.concatenate([losses, chunk_losses], axis=1)
-            checked = np.concatenate([checked, np.asarray(chunk_checked).T], axis=1)
+            if chunk_checked is not None:
+                checked = np.concatenate([checked, np.asarray(chunk_checked).T], axis=1)
             done += n
             log(_progress_line(tag, stage, done, total, chunk_losses.T, n / elapsed))
             if checkpoint is not None:
