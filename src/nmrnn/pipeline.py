@@ -197,17 +197,19 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
     save_tree(params_out, variables)
     write_json(meta_out, meta)
     losses = np.asarray(block["losses"])[i]
+    if validation is not None and validation.shape != losses.shape:
+        raise ValueError(
+            f"{block_file}: {validation.size} validation entries for {losses.size} steps"
+        )
     Path(losses_out).parent.mkdir(parents=True, exist_ok=True)
     with open(losses_out, "w") as f:
-        if validation is None:
-            f.write("step,loss\n")
-            for step, value in enumerate(losses):
-                f.write(f"{step},{value:.7g}\n")
-        else:
-            f.write("step,loss,validation_loss\n")
-            for step, (value, checked) in enumerate(zip(losses, validation, strict=True)):
-                shown = f"{checked:.7g}" if np.isfinite(checked) else ""
-                f.write(f"{step},{value:.7g},{shown}\n")
+        f.write("step,loss" if validation is None else "step,loss,validation_loss")
+        for step, value in enumerate(losses):
+            f.write(f"\n{step},{value:.7g}")
+            if validation is not None:  # empty where no validation loss was computed
+                checked = validation[step]
+                f.write(f",{checked:.7g}" if np.isfinite(checked) else ",")
+        f.write("\n")
 
 
 def evaluate_seed(
