@@ -27,6 +27,7 @@ from nmrnn.training import (
     Selection,
     Stage,
     TrainingDiverged,
+    _progress_line,
     count_trainable,
     init_seeds,
     train,
@@ -411,3 +412,13 @@ def test_adam_optimizer():
     )
     assert np.all(np.isfinite(result.losses))
     assert result.losses[0, -5:].mean() < 0.5 * result.losses[0, :5].mean()
+
+
+def test_progress_line_estimates_the_time_left_in_the_stage():
+    stage = Stage("all", "all", steps=10_000, learning_rate=1e-2)
+    losses = np.full((1, 2), 0.5)  # (steps of the chunk, seeds)
+    running = _progress_line("mwg/nmrnn ", stage, 4_000, 10_000, losses, rate=100.0)
+    assert running.endswith("| 100.0 steps/s, ~1 min left"), running
+    assert "~1 h 40 min left" in _progress_line("", stage, 0, 600_000, losses, rate=100.0)
+    assert "~<1 min left" in _progress_line("", stage, 9_990, 10_000, losses, rate=100.0)
+    assert _progress_line("", stage, 10_000, 10_000, losses, rate=100.0).endswith("steps/s")

@@ -285,7 +285,20 @@ def _progress_line(tag: str, stage: Stage, step: int, total: int, losses: np.nda
     else:
         q = np.quantile(last, [0.0, 0.5, 1.0])
         body = f"loss min {q[0]:.4g} median {q[1]:.4g} max {q[2]:.4g} (S={last.size})"
-    return f"{tag}stage {stage.name} step {step}/{total} {body} | {rate:.1f} steps/s"
+    line = f"{tag}stage {stage.name} step {step}/{total} {body} | {rate:.1f} steps/s"
+    if step < total and rate > 0:
+        line += f", ~{_duration((total - step) / rate)} left"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    """A rough human duration: '<1 min', '12 min', '3 h 05 min'."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "<1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def run_fingerprint(
