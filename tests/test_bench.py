@@ -43,3 +43,19 @@ def test_bench_measures_a_row(capsys):
     assert measured["experiment"] == "eft" and measured["arch"] == "vanilla"
     assert measured["seeds"] == 2
     assert measured["ms_per_seed_iter"] > 0
+
+
+def test_programs_side_by_side_share_the_wall_time_not_the_cpu_time():
+    alone = bench.projected_hours([row(1, 2.0)])[("mwg", "nmrnn")]
+    two = bench.projected_hours([{**row(1, 2.0), "jobs": 2}])[("mwg", "nmrnn")]
+    assert two["hours"] == pytest.approx(alone["hours"] / 2)
+    assert two["cpu_hours"] == pytest.approx(alone["cpu_hours"])
+
+
+def test_bench_times_two_jobs_side_by_side(capsys):
+    argv = ["--only", "eft:vanilla", "--seeds", "1", "--steps", "2", "--chunks", "1"]
+    assert bench.main([*argv, "--jobs", "2", "--json"]) == 0
+    (measured,) = json.loads(capsys.readouterr().out)
+    assert measured["jobs"] == 2
+    assert len(measured["ms_per_seed_iter_jobs"]) == 2
+    assert measured["ms_per_seed_iter"] == pytest.approx(sum(measured["ms_per_seed_iter_jobs"]) / 2)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
+import queue as queue_module
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +108,14 @@ def measure_training(
     steps: int = 50,
     chunks: int = 3,
     autodiff: bool = False,
+    after_warmup: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Time the engine on one (experiment, architecture) with ``n_seeds`` seeds in one program.
 
     Runs the architecture's last protocol stage for 1 + ``chunks`` chunks of ``steps`` steps and
     returns a row: ms per step per seed of the fastest timed chunk (wall and process CPU), the
     median, and the compile time. ``autodiff``: NM-RNN gradient by plain autodiff (baseline).
+    ``after_warmup`` is called once the warm-up chunk (and compilation) is done.
     """
     exp = experiments[experiment]
     model, variables, data, keys, example = _setup(experiments, experiment, arch, n_seeds)
@@ -120,6 +124,8 @@ def measure_training(
     stamps: list[tuple[float, float]] = []
 
     def log(_line: str) -> None:  # called once after every chunk
+        if not stamps and after_warmup is not None:
+            after_warmup()
         stamps.append((time.perf_counter(), time.process_time()))
 
     with autodiff_gradient() if autodiff else contextlib.nullcontext():
@@ -237,11 +243,13 @@ def compare_gradients(
 def projected_hours(rows: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
     """Per (experiment, arch): the paper's steps and seeds run in programs of S seeds (the S
     measured whose cost is lowest; a program of S costs S × the per-seed time even when fewer
-    seeds are left), one program after another, in hours of this machine (wall and CPU)."""
+    seeds are left), in hours of this machine (wall and CPU). Programs run one after another,
+    or ``jobs`` at a time when the rows were timed that many side by side (``--jobs``)."""
 
     def cost(row: dict, field: str) -> float:
         programs = -(-row["paper_seeds"] // row["seeds"])
-        return row["paper_steps"] * programs * row["seeds"] * row[field] / 3.6e6
+        hours = row["paper_steps"] * programs * row["seeds"] * row[field] / 3.6e6
+        return hours / row.get("jobs", 1) if field == "ms_per_seed_iter" else hours
 
     best: dict[tuple[str, str], dict] = {}
     for row in rows:
@@ -303,16 +311,19 @@ def format_table(rows: list[dict], seed_counts: Sequence[int]) -> str:
         if len(seed_counts) > 1
         else ""
     )
+    jobs = max(r.get("jobs", 1) for r in rows)
+    side_by_side = f" of each of {jobs} programs timed side by side (mean)" if jobs > 1 else ""
     lines.append(
-        "ms: wall ms per training iteration per seed (fastest timed chunk); cpu: process CPU ms."
-        + ratio
+        f"ms: wall ms per training iteration per seed (fastest timed chunk){side_by_side}; "
+        "cpu: process CPU ms." + ratio
     )
+    how = "one after another" if jobs == 1 else f"{jobs} at a time, as `snakemake --cores {jobs}`"
     lines.append(
         f"Projected full paper config (each row's seeds in programs of the cheapest S, run "
-        f"one after another): "
-        f"{total:.1f} h wall on this machine, {total_cpu:.1f} CPU-hours; load average "
+        f"{how}): {total:.1f} h wall on this machine, {total_cpu:.1f} CPU-hours; load average "
         f"{np.mean([r['load_avg_1min'] for r in rows]):.1f} on {os.cpu_count()} CPUs while timing; "
-        f"device {jax.devices()[0].platform}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}."
+        f"device {jax.devices()[0].platform}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+        f"PJRT_NPROC={os.environ.get('PJRT_NPROC', '')!r}."
     )
     return "\n".join(lines)
 
@@ -339,6 +350,84 @@ def format_compare(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
+# ----------------------------------------------------------------------------- jobs side by side
+
+
+def _timing_job(config, rows, seed_counts, steps, chunks, threads, barrier, queue) -> None:
+    """One of several programs timed side by side: every row starts, and its timed chunks
+    start, when every job is ready (``barrier``), so the timings overlap."""
+    limit_cpu_threads(threads)
+    experiments = config_io.load(config)["experiments"]
+    for e, a in rows:
+        for s in seed_counts:
+            barrier.wait()
+            queue.put(
+                measure_training(experiments, e, a, s, steps, chunks, after_warmup=barrier.wait)
+            )
+
+
+def side_by_side(
+    config: str,
+    rows: Sequence[tuple[str, str]],
+    seed_counts: Sequence[int],
+    steps: int,
+    chunks: int,
+    threads: int,
+    jobs: int,
+) -> list[dict[str, Any]]:
+    """Time ``rows`` in ``jobs`` processes at once; one row per (experiment, arch, S) with the
+    jobs' mean time per step (each job's fastest chunk) and ``jobs`` set, which the projection
+    reads as that many programs at a time."""
+    context = multiprocessing.get_context("spawn")  # a fresh JAX backend in each job
+    barrier, queue = context.Barrier(jobs, timeout=3600), context.Queue()
+    workers = [
+        context.Process(
+            target=_timing_job,
+            args=(config, rows, seed_counts, steps, chunks, threads, barrier, queue),
+        )
+        for _ in range(jobs)
+    ]
+    for w in workers:
+        w.start()
+    n_rows = len(rows) * len(seed_counts)
+    timed: dict[tuple, list[dict]] = {}
+    try:
+        for _ in range(n_rows * jobs):
+            while True:
+                try:
+                    row = queue.get(timeout=10)
+                    break
+                except queue_module.Empty:  # still timing, unless a job died
+                    if any(w.exitcode not in (None, 0) for w in workers):
+                        raise SystemExit("bench: a timing job failed (error above)") from None
+            key = (row["experiment"], row["arch"], row["seeds"])
+            timed.setdefault(key, []).append(row)
+            if len(timed[key]) == jobs:
+                ms = [r["ms_per_seed_iter"] for r in timed[key]]
+                print(
+                    f"{key[0]}:{key[1]} S={key[2]}, {jobs} jobs: "
+                    + " / ".join(f"{m:.2f}" for m in ms)
+                    + " ms per seed-iteration",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        for w in workers:
+            w.join(timeout=60)
+            if w.is_alive():
+                w.terminate()
+    merged = []
+    for group in timed.values():
+        row = dict(group[0])
+        for field in ("ms_per_seed_iter", "ms_per_seed_iter_median", "cpu_ms_per_seed_iter"):
+            row[field] = float(np.mean([r[field] for r in group]))
+        row["compile_s"] = float(np.max([r["compile_s"] for r in group]))
+        row["jobs"] = jobs
+        row["ms_per_seed_iter_jobs"] = [r["ms_per_seed_iter"] for r in group]
+        merged.append(row)
+    return merged
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nmrnn.bench", description=__doc__.split("\n")[0]
@@ -361,6 +450,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="CPU threads per program, as a pipeline training job with that many threads gets "
         "(1: single-threaded XLA, the pipeline's default; 2+: XLA's thread pool)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="time this many programs side by side (separate processes, each row started "
+        "together), as `snakemake --cores N` runs N one-thread training jobs; the projection "
+        "then runs that many at a time",
     )
     parser.add_argument(
         "--compare",
@@ -411,6 +508,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"custom {cv['ms_per_seed_iter']:7.2f} (cpu {cv['cpu_ms_per_seed_iter']:.2f})  "
                 f"ratio {cv['ms_per_seed_iter'] / ad['ms_per_seed_iter']:.2f}"
             )
+        return 0
+
+    if args.jobs > 1:
+        results = side_by_side(
+            args.config, rows, seed_counts, args.steps, args.chunks, args.threads, args.jobs
+        )
+        if args.json:
+            print(json.dumps(results, indent=1))
+        else:
+            print(format_table(results, seed_counts))
         return 0
 
     results = []

@@ -49,31 +49,41 @@ def log_to(path: str | Path) -> Iterator[Any]:
             sys.stderr = console
 
 
-SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
+# Size of the thread pools of XLA's CPU client (read once, when the backend starts; without it the
+# pools get one thread per CPU of the process's affinity mask, whatever the job was given).
+POOL_SIZE_VARIABLES = ("PJRT_NPROC", "NPROC")
 
 
 def limit_cpu_threads(threads: int | None) -> bool:
-    """Run XLA's CPU backend on one thread when a job is given one core.
+    """Keep a job's XLA CPU backend to the ``threads`` cores it was given.
 
-    Measured with ``python -m nmrnn.bench`` on a 2-core machine: one-threaded programs train the
-    NM-RNN ~10-25% faster than XLA's default thread pool, alone or two jobs at once (README,
-    *Runtime*). Does nothing for ``threads`` > 1, when the user set the flags in ``XLA_FLAGS``,
-    or once JAX's backend has started (flags are read only then). Returns whether it applied.
+    XLA's CPU client runs a program's operations on a pool of worker threads sized to every CPU
+    the process may use, whatever XLA's other threading flags say: a job given one core of a
+    2-core machine kept two workers busy (1.6 cores, measured), so two such jobs side by side
+    slowed each other down (README, *Runtime*). This sets the pool size (``PJRT_NPROC``) to
+    ``threads`` and, for one thread, keeps Eigen's matrix products unthreaded. The user's own
+    ``PJRT_NPROC``/``NPROC`` or ``XLA_FLAGS`` threading flag wins; nothing is changed once
+    JAX's backend has started (these are read only then). Returns whether anything was set.
     """
     import os
 
-    if threads is None or threads > 1:
-        return False
-    current = os.environ.get("XLA_FLAGS", "")
-    if any(flag.split("=")[0] in current for flag in SINGLE_THREAD_XLA_FLAGS):
+    if threads is None or threads < 1:
         return False
     if "jax" in sys.modules:
         from jax._src import xla_bridge
 
         if xla_bridge.backends_are_initialized():
             return False
-    os.environ["XLA_FLAGS"] = " ".join([current, *SINGLE_THREAD_XLA_FLAGS]).strip()
-    return True
+    applied = False
+    if not any(name in os.environ for name in POOL_SIZE_VARIABLES):
+        os.environ["PJRT_NPROC"] = str(threads)
+        applied = True
+    current = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and not any(f.split("=")[0] in current for f in SINGLE_THREAD_XLA_FLAGS):
+        os.environ["XLA_FLAGS"] = " ".join([current, *SINGLE_THREAD_XLA_FLAGS]).strip()
+        applied = True
+    return applied
 
 
 def use_compilation_cache(directory: str | Path | None) -> None:
@@ -106,7 +116,7 @@ def train_block(
 ) -> None:
     """Train the seeds of one block and write their stacked variables, losses and metadata.
 
-    ``threads``: the CPU cores this job may use; with one, XLA runs single-threaded."""
+    ``threads``: the CPU cores this job may use; XLA's CPU backend keeps to that many threads."""
     limit_cpu_threads(threads)
     import jax
 
@@ -222,8 +232,11 @@ def evaluate_seed(
     output: str,
     reference_testset: str | None = None,
     compilation_cache: str | None = None,
+    threads: int | None = None,
 ) -> None:
-    """Score one trained seed on its experiment's test set(s); write tidy rows as CSV."""
+    """Score one trained seed on its experiment's test set(s); write tidy rows as CSV.
+    ``threads``: as for :func:`train_block`."""
+    limit_cpu_threads(threads)
     use_compilation_cache(compilation_cache)
     from nmrnn.evaluation import evaluate
 

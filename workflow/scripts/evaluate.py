@@ -14,4 +14,5 @@ with log_to(sm.log[0]):
         sm.output[0],
         sm.params.reference_testset,
         sm.params.compilation_cache,
+        threads=sm.threads,
     )
