@@ -278,3 +278,24 @@ def test_analyse_without_nmrnn(tiny_run, tmp_path):
     assert list(analysis["outputs"]) == ["lrrnn"]
     pl.plot(analysis, pd.DataFrame(), str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_transfer_panel_labels_do_not_overlap():
+    # the measured retrained counts: LSTM (448) and LR-RNN (609) sit close on the log axis
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = {arch: GOOD for arch in TRAINABLE}
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    pl._draw_transfer_accuracy(ax, _metrics(acc, TRAINABLE, frozen=acc))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if "retrained" in t.get_text()]
+    plt.close(fig)
+    assert len(boxes) == len(TRAINABLE)
+    overlapping = [
+        (i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])
+    ]
+    assert not overlapping

@@ -4,6 +4,7 @@ of ``config.yaml``, and the projected compute of the full paper run.
     python -m nmrnn.bench                      # every row, S = 1 and S = 5 seeds per program
     python -m nmrnn.bench --only mwg:nmrnn --seeds 1,5 --steps 100 --json
     python -m nmrnn.bench --compare            # autodiff vs custom-VJP gradients
+    python -m nmrnn.bench --seeds 1 --jobs 2   # two programs side by side, as --cores 2 runs them
 
 Each row runs the real engine (:func:`nmrnn.training.train`, the experiment's own model, batch
 function and optimizer, at the paper's sizes, batch and trial length) for one warm-up chunk and

@@ -184,11 +184,19 @@ def _draw_transfer_accuracy(ax, metrics: pd.DataFrame):
     rng = np.random.default_rng(1)
     archs = _archs(rows["arch"])
     testsets = [s for s in TEST_SETS if s in set(rows["testset"])]
+    retrained = {
+        arch: float(pd.to_numeric(rows.loc[rows["arch"] == arch, "n_trainable"],
+                                  errors="coerce").median())
+        for arch in archs
+    }  # fmt: skip
+    # labels alternate low/high from left to right, so neighbours on the x axis never collide
+    by_x = sorted((n, a) for a, n in retrained.items() if np.isfinite(n) and n > 0)
+    rank = {arch: i for i, (_, arch) in enumerate(by_x)}
     xs = []
-    for j, arch in enumerate(archs):
+    for arch in archs:
         sub = rows[rows["arch"] == arch]
-        n = float(pd.to_numeric(sub["n_trainable"], errors="coerce").median())
-        if not np.isfinite(n) or n <= 0:
+        n = retrained[arch]
+        if arch not in rank:
             continue
         xs.append(n)
         for k, testset in enumerate(testsets):
@@ -208,7 +216,7 @@ def _draw_transfer_accuracy(ax, metrics: pd.DataFrame):
             if k == 0:
                 top = pd.to_numeric(sub["percent_correct"], errors="coerce").max()
                 top = top if np.isfinite(top) else 0.0
-                lift = 6 + 20 * (j % 2)  # stagger labels of neighbouring architectures
+                lift = 6 + 20 * (rank[arch] % 2)
                 ax.annotate(f"{_label(arch)}\n{n:.0f} retrained", (x, top), xytext=(0, lift),
                             textcoords="offset points", ha="center", fontsize=7.5,
                             color=arch_color(arch))  # fmt: skip
