@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=1,
         help="CPU threads per program, as a pipeline training job with that many threads gets "
-        "(1: single-threaded XLA, the pipeline's default; 2+: XLA's thread pool)",
+        "(XLA's CPU pools sized to it; 1 is the pipeline's default)",
     )
     parser.add_argument(
         "--jobs",
