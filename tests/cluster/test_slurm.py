@@ -136,7 +136,8 @@ def snakemake_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def snakemake_cmd(*extra: str) -> list[str]:
+def snakemake_cmd(*extra: str, targets: tuple[str, ...] = ()) -> list[str]:
+    # targets after "--": PROFILE_ARGS may end with --config, which would take them as values
     return [
         "timeout",
         "-k",
@@ -147,6 +148,7 @@ def snakemake_cmd(*extra: str) -> list[str]:
         "snakemake",
         *PROFILE_ARGS,
         *extra,
+        *(("--", *targets) if targets else ()),
     ]
 
 
@@ -252,7 +254,7 @@ def new_figures(workdir: Path, since: float) -> list[Path]:
 
 def assert_up_to_date(workdir: Path, *targets: str) -> None:
     res = subprocess.run(
-        snakemake_cmd("-n", *targets),
+        snakemake_cmd("-n", targets=targets),
         cwd=workdir,
         env=snakemake_env(workdir),
         capture_output=True,
@@ -351,7 +353,7 @@ def test_cancelled_training_job_is_retried_and_resumes(slurm_cluster, workdir: P
     log = workdir / "snakemake_slurm.log"
     fh = log.open("w")
     proc = subprocess.Popen(
-        snakemake_cmd(RETRY_TARGET),
+        snakemake_cmd(targets=(RETRY_TARGET,)),
         cwd=workdir,
         env=snakemake_env(workdir),
         stdout=fh,
