@@ -348,9 +348,6 @@ def format_compare(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- command line
-
-
 # ----------------------------------------------------------------------------- jobs side by side
 
 
@@ -427,6 +424,9 @@ def side_by_side(
         row["ms_per_seed_iter_jobs"] = [r["ms_per_seed_iter"] for r in group]
         merged.append(row)
     return merged
+
+
+# ----------------------------------------------------------------------------- command line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -515,22 +515,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = side_by_side(
             args.config, rows, seed_counts, args.steps, args.chunks, args.threads, args.jobs
         )
-        if args.json:
-            print(json.dumps(results, indent=1))
-        else:
-            print(format_table(results, seed_counts))
-        return 0
-
-    results = []
-    for e, a in rows:
-        for s in seed_counts:
-            progress(f"{e}:{a} S={s}")
-            row = measure_training(experiments, e, a, s, args.steps, args.chunks)
-            progress(
-                f"  {row['ms_per_seed_iter']:.2f} ms per seed-iteration, "
-                f"compile {row['compile_s']:.1f} s"
-            )
-            results.append(row)
+    else:
+        results = []
+        for e, a in rows:
+            for s in seed_counts:
+                progress(f"{e}:{a} S={s}")
+                row = measure_training(experiments, e, a, s, args.steps, args.chunks)
+                progress(
+                    f"  {row['ms_per_seed_iter']:.2f} ms per seed-iteration, "
+                    f"compile {row['compile_s']:.1f} s"
+                )
+                results.append(row)
     if args.json:
         print(json.dumps(results, indent=1))
     else:
