@@ -35,7 +35,8 @@ def _fields(cls) -> set[str]:
 def build_model(settings: Mapping[str, Any]) -> nn.Module:
     """A model from settings such as ``{"model": "nmrnn", "N": 100, "M": 5, "K": 3, "O": 1}``.
 
-    Raises ConfigError naming an unknown model or setting.
+    Raises ConfigError naming an unknown model or setting, or a setting with a bad value (the
+    model's own ValueError, e.g. ``K`` not a positive integer or larger than ``N``).
     """
     settings = dict(settings)
     kind = settings.pop("model", None)
@@ -48,7 +49,12 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(
             f"model {kind!r} has no setting {unknown[0]!r}; its settings are {sorted(allowed)}"
         )
-    return cls(**settings)
+    try:
+        return cls(**settings)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def count_parameters(variables_or_params: Mapping[str, Any]) -> int:
@@ -64,13 +70,19 @@ def parameter_count(model: nn.Module, n_inputs: int) -> int:
 
 
 def smallest_matching_size(
-    make: Callable[[int], nn.Module], target: int, n_inputs: int, max_size: int = 100_000
+    make: Callable[[int], nn.Module],
+    target: int,
+    n_inputs: int,
+    max_size: int = 100_000,
+    min_size: int = 1,
 ) -> tuple[int, int]:
-    """The smallest size N whose model has at least ``target`` parameters, and that count.
+    """The smallest size N >= ``min_size`` whose model has at least ``target`` parameters, and
+    that count.
 
-    ``make(N)`` builds the candidate; counts grow with N, so a bisection finds it.
+    ``make(N)`` builds the candidate (it must accept every N >= ``min_size``, e.g. ``min_size=K``
+    for a rank-K model); counts grow with N, so a bisection finds it.
     """
-    lo, hi = 1, 1
+    lo, hi = min_size, min_size
     while parameter_count(make(hi), n_inputs) < target:
         lo, hi = hi + 1, hi * 2
         if hi > max_size:
@@ -90,7 +102,12 @@ def match_size(
     """Settings of a baseline with ``N`` chosen to match the reference model's parameter count."""
     target = parameter_count(build_model(reference), n_inputs)
     base = {k: v for k, v in settings.items() if k != "N"}
-    size, _ = smallest_matching_size(lambda n: build_model({**base, "N": n}), target, n_inputs)
+    # A rank-K model needs N >= K, so the search starts there (a bad K is left to build_model).
+    rank = base.get("K", 1)
+    start = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 1 else 1
+    size, _ = smallest_matching_size(
+        lambda n: build_model({**base, "N": n}), target, n_inputs, min_size=start
+    )
     return {**base, "N": size}
 
 

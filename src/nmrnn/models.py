@@ -3,10 +3,14 @@ vanilla RNN and LSTM.
 
 Each module declares its parameters (collection ``params``) and its fixed initial state (collection
 ``constants``; never trained) with the initialisations of SPEC §1, and runs a trial batch
-``inputs: (batch, time, U)`` through a ``lax.scan`` over time. ``apply`` returns a dict of
+``inputs: (batch, time, U)`` -- batch-major, trials first; time-major arrays cannot be told apart by
+shape and must be transposed first -- through a ``lax.scan`` over time. ``apply`` returns a dict of
 trajectories, each ``(batch, time, ·)``: always ``y`` (outputs), plus ``x`` (fast state), ``z``
 (neuromodulatory state) and ``s`` (gains) for NM-RNNs, ``x`` for the low-rank and vanilla RNNs,
 ``h`` and ``c`` for the LSTM.
+
+Sizes (N, M, K, O) must be positive integers and time constants positive; a low-rank model also
+needs K <= N. Bad values raise a ValueError naming the field at construction.
 
 Symbols follow the paper: L, R (N×K) the low-rank factors, s (K) the neuromodulatory gains,
 z (M) the neuromodulatory state, τx and τz the time constants, φ = tanh. Euler steps of dt = 1.
@@ -14,6 +18,7 @@ z (M) the neuromodulatory state, τx and τz the time constants, φ = tanh. Eule
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -56,6 +61,29 @@ def _readout(module: nn.Module, N: int, O: int) -> tuple[Array, Array]:
     if module.readout_bias:
         return C, module.param("d", _normal(1.0 / jnp.sqrt(N)), (O,))
     return C, jnp.zeros((O,), jnp.float32)
+
+
+def _check_size(owner: str, name: str, value: Any) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_time_constant(owner: str, name: str, value: Any) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive number (in steps)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        positive = not isinstance(value, bool) and float(value) > 0
+    except (TypeError, ValueError):
+        positive = False
+    if not positive:
+        raise ValueError(f"{owner}: {name} must be a positive number of steps, got {value!r}")
+
+
+def _check_rank(owner: str, N: int, K: int) -> None:
+    if K > N:
+        raise ValueError(f"{owner}: K={K} exceeds N={N}: a rank-K recurrence needs K <= N")
 
 
 def _time_major(a: Array) -> Array:
@@ -108,6 +136,15 @@ class NMRNN(nn.Module):
         "inputs": ("B_x", "B_z"),
     }
 
+    def __post_init__(self):
+        owner = "LinearNMRNN" if self.linear else "NMRNN"
+        for name in ("N", "M", "K", "O"):
+            _check_size(owner, name, getattr(self, name))
+        _check_rank(owner, self.N, self.K)
+        _check_time_constant(owner, "tau_x", self.tau_x)
+        _check_time_constant(owner, "tau_z", self.tau_z)
+        super().__post_init__()
+
     @nn.compact
     def __call__(
         self,
@@ -118,7 +155,8 @@ class NMRNN(nn.Module):
         """Run a batch of trials.
 
         Args:
-            inputs: (batch, time, U).
+            inputs: (batch, time, U), batch-major (the leading axis is trials, not time; a
+                time-major array cannot be told apart by shape, so it must not be passed).
             s_override: optional (batch, time, K) gains that replace s_k wherever
                 ``s_override_mask[k]`` is true (ablations of Fig. 3F).
             s_override_mask: (K,) bool.
@@ -217,9 +255,20 @@ class LRRNN(nn.Module):
 
     PARAM_GROUPS = {"lowrank": ("L", "R", "B", "C", "d"), "inputs": ("B",)}
 
+    def __post_init__(self):
+        for name in ("N", "K", "O"):
+            _check_size("LRRNN", name, getattr(self, name))
+        _check_rank("LRRNN", self.N, self.K)
+        _check_time_constant("LRRNN", "tau_x", self.tau_x)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
-        """inputs: (batch, time, U) → dict with y (batch, time, O), x (batch, time, N)."""
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), x (batch, time, N).
+        """
         N, K, O = self.N, self.K, self.O
         U = inputs.shape[-1]
         eft = self.init_scheme == "eft"
@@ -262,9 +311,19 @@ class VanillaRNN(nn.Module):
 
     PARAM_GROUPS = {"inputs": ("B",)}
 
+    def __post_init__(self):
+        for name in ("N", "O"):
+            _check_size("VanillaRNN", name, getattr(self, name))
+        _check_time_constant("VanillaRNN", "tau_x", self.tau_x)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
-        """inputs: (batch, time, U) → dict with y (batch, time, O), x (batch, time, N)."""
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), x (batch, time, N).
+        """
         N, O = self.N, self.O
         U = inputs.shape[-1]
         W = self.param("W", _normal(1.0), (N, N))
@@ -303,9 +362,18 @@ class LSTM(nn.Module):
 
     PARAM_GROUPS = {"inputs": tuple(f"Wx_{g}" for g in LSTM_GATES)}
 
+    def __post_init__(self):
+        for name in ("N", "O"):
+            _check_size("LSTM", name, getattr(self, name))
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
-        """inputs: (batch, time, U) → dict with y (batch, time, O), h and c (batch, time, N)."""
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), h and c (batch, time, N).
+        """
         N, O = self.N, self.O
         U = inputs.shape[-1]
         Wx = {g: self.param(f"Wx_{g}", _normal(1.0 / jnp.sqrt(U)), (N, U)) for g in LSTM_GATES}
