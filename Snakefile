@@ -9,6 +9,19 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# config.yaml is read here (Snakemake reads --configfile files itself, before this file): a broken
+# or empty config.yaml is reported in one line naming the file and the line.
+import sys
+
+from nmrnn.architectures import ConfigError
+from nmrnn.config import read_yaml
+
+try:
+    read_yaml("config.yaml")
+except ConfigError as error:
+    sys.exit(f"Config error: {error}")
+
+
 configfile: "config.yaml"
 
 

@@ -119,6 +119,9 @@ def test_local_profiles_plan(profile, target, expected):
         ({"experiments": {"mwg": {"sedes": 3}}}, "sedes"),
         ({"experiments": {"mwg": {"archs": {"lstm": {"model": "lsmt"}}}}}, "lsmt"),
         ({"seeds_per_job": "two"}, "seeds_per_job"),
+        # a name is a folder: it may not leave the results folder (or break the DAG)
+        ({"experiments": {"../../escape": {"task": "mwg"}}}, "../../escape"),
+        ({"results_dir": "/"}, "results_dir"),
     ],
 )
 def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
@@ -214,6 +217,46 @@ def test_redoing_one_seed_reruns_only_that_seed(smoke_repo):
     assert counts["curves_table"] == 1
     assert counts["claims_table"] == 1 and counts["provenance"] == 1
     assert f"output: {target}" in text
+
+
+def planned_outputs(text: str, rule: str) -> set[str]:
+    """The output files of the jobs of ``rule`` in a dry run's listing."""
+    found = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if m and m.group(1) == rule:
+            out = re.search(r"^\s+output: (.+)$", block, flags=re.M)
+            found |= {f.strip() for f in out.group(1).split(",")} if out else set()
+    return found
+
+
+def plan_with(repo: Path, args: list[str], overlay: dict) -> str:
+    """A dry run of the smoke workflow with ``overlay`` merged over its config files."""
+    extra = repo / "overlay.yaml"
+    extra.write_text(yaml.safe_dump(overlay))
+    configfiles = ["config.yaml", "profiles/smoke/smoke.yaml", str(extra)]
+    result = snakemake(*args, "-n", "--configfile", *configfiles, cwd=repo)
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    return text
+
+
+def test_more_seeds_train_only_the_new_seeds(smoke_repo):
+    """Raising MWG's seeds from 2 to 3 (2 seeds per job in the smoke profile) plans one new block
+    per architecture and the new seed's task data; nothing trained is redone."""
+    repo, args = smoke_repo
+    text = plan_with(repo, args, {"experiments": {"mwg": {"seeds": 3}}})
+    archs = ("nmrnn", "nmrnn_rank1", "lrrnn", "vanilla", "lstm")
+    assert planned_outputs(text, "train") == {f"{SMOKE}/mwg/{a}/train/block1.npz" for a in archs}
+    assert planned_outputs(text, "task_data") == {f"{SMOKE}/mwg/data/seed2.npz"}
+
+
+def test_changing_one_architecture_retrains_only_it(smoke_repo):
+    repo, args = smoke_repo
+    stages = [{"name": "all", "trainable": "all", "steps": 50000, "learning_rate": 0.005}]
+    text = plan_with(repo, args, {"experiments": {"mwg": {"archs": {"lstm": {"stages": stages}}}}})
+    assert planned_outputs(text, "train") == {f"{SMOKE}/mwg/lstm/train/block0.npz"}
+    assert planned_outputs(text, "task_data") == set()
 
 
 def test_report_is_generated(smoke_repo):

@@ -244,6 +244,67 @@ def test_checkpoint_of_another_run_with_the_same_length_is_not_resumed(tmp_path)
     np.testing.assert_array_equal(result.losses, run(faster).losses)
 
 
+@pytest.mark.parametrize("change", ["extra", "data"])
+def test_checkpoint_of_other_batch_settings_or_data_is_not_resumed(tmp_path, change):
+    """The fingerprint covers the fixed data and the settings that shape the batches (batch size,
+    noise, ...: ``fingerprint_extra``), not only the model, protocol and keys."""
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(Killed):
+        run(ALL, checkpoint=ckpt, log=killing_log(2, []), fingerprint_extra={"batch": 8})
+    _, data, _ = initial()
+    if change == "extra":
+        kwargs = {"fingerprint_extra": {"batch": 32}}
+    else:
+        trials = data["trials"]._replace(targets=data["trials"].targets * 0.5)
+        kwargs = {"data": {**data, "trials": trials}, "fingerprint_extra": {"batch": 8}}
+    lines = []
+    result = run(ALL, checkpoint=ckpt, log=lines.append, **kwargs)
+    assert "belongs to another run" in lines[0] and "starting from step 0" in lines[0]
+    assert result.resumed_from == 0
+    assert (tmp_path / "run.stale.npz").exists()
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty"])
+def test_damaged_checkpoint_is_set_aside_and_training_restarts(tmp_path, vmapped_run, damage):
+    ckpt = tmp_path / "run.npz"
+    if damage == "random bytes":
+        ckpt.write_bytes(np.random.default_rng(0).bytes(5000))
+    else:
+        with pytest.raises(Killed):
+            run(ALL, checkpoint=ckpt, log=killing_log(2, []))
+        data = ckpt.read_bytes()
+        ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    broken = ckpt.read_bytes()
+    lines = []
+    result = run(ALL, checkpoint=ckpt, log=lines.append)
+    assert "WARNING" in lines[0] and "cannot be read" in lines[0] and str(ckpt) in lines[0]
+    assert "run.corrupt.npz" in lines[0] and "starting from step 0" in lines[0]
+    assert result.resumed_from == 0
+    assert (tmp_path / "run.corrupt.npz").read_bytes() == broken  # kept for inspection
+    np.testing.assert_array_equal(result.losses, vmapped_run.losses)
+
+
+def test_finished_checkpoint_returns_the_result_without_training(
+    tmp_path, vmapped_run, monkeypatch
+):
+    """The last checkpoint stays: the same run with the same code is restored from it (a block
+    Snakemake deleted before rerunning costs nothing); other package code trains again."""
+    ckpt = tmp_path / "run.npz"
+    run(ALL, checkpoint=ckpt)
+    lines = []
+    again = run(ALL, checkpoint=ckpt, log=lines.append)
+    assert again.resumed_from == 100
+    assert not any(PROGRESS.search(line) for line in lines)  # no step trained
+    np.testing.assert_array_equal(again.losses, vmapped_run.losses)
+    assert_trees_equal(again.variables, vmapped_run.variables)
+
+    monkeypatch.setattr("nmrnn.training._code_digest", lambda: "other code")
+    lines = []
+    retrained = run(ALL, checkpoint=ckpt, log=lines.append)
+    assert "finished by other package code" in lines[0] and retrained.resumed_from == 0
+    np.testing.assert_array_equal(retrained.losses, vmapped_run.losses)
+
+
 # ----------------------------------------------------------------------------- selection
 
 EVERY = 30  # does not divide the chunk (50) nor the run (200): checks cross chunks and stages
@@ -386,6 +447,19 @@ def test_nan_raises_training_diverged_and_keeps_last_good_checkpoint(tmp_path):
     assert arrays["losses"].shape == (S, CHUNK)
     for name, a in arrays.items():
         assert np.all(np.isfinite(a)), name
+
+
+def test_divergence_before_any_checkpoint_says_none_was_written(tmp_path):
+    variables, data, keys = initial()
+    rows = [jax.random.key_data(jax.random.fold_in(keys[0], t)) for t in range(10, 40)]
+    data = {**data, "poison": data["poison"].at[0].set(jnp.stack(rows))}
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(TrainingDiverged) as err:
+        run(ALL, data=data, checkpoint=ckpt)
+    message = str(err.value)
+    assert "at step 10" in message and "no checkpoint was written yet" in message
+    assert "kept in" not in message and not ckpt.exists()
+    assert "learning rate 0.01" in message
 
 
 # ----------------------------------------------------------------------------- optimizer options

@@ -36,6 +36,11 @@ def _key(path) -> str:
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "pattern" and "propertyNames" in error.schema_path:
+        return (
+            f"{_key(error.absolute_path)}: name {error.instance!r} may hold only letters, digits "
+            f"and underscores (it names a results folder)"
+        )
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = sorted(error.schema.get("properties", {}))
@@ -62,13 +67,23 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
     if errors:
+        # A bad name first (it would otherwise hide behind errors inside its own entry), then
+        # the most specific error.
+        names = [e for e in errors if "propertyNames" in e.schema_path]
         deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
-        raise ConfigError(_describe(deepest))
+        raise ConfigError(_describe(names[0] if names else deepest))
     _check_semantics(config)
     return config
 
 
 def _check_semantics(config: dict) -> None:
+    for key in ("results_dir", "figures_dir"):
+        folder = str(config[key]).strip()
+        if folder.rstrip("/") in ("", ".") or Path(folder).resolve() == Path("/").resolve():
+            raise ConfigError(
+                f"{key}: {config[key]!r} would write into the filesystem root or the working "
+                f"directory itself; name a folder such as 'results'"
+            )
     exps = config["experiments"]
     for name, exp in exps.items():
         where = f"experiments.{name}"
@@ -96,6 +111,10 @@ def _check_semantics(config: dict) -> None:
                 )
         elif "pretrained" in exp:
             raise ConfigError(f"{where}.pretrained: only a multitask_transfer experiment has one")
+    from nmrnn.experiments import check_experiment
+
+    for name in exps:
+        check_experiment(exps, name)
 
 
 def scaled_experiments(config: Mapping[str, Any]) -> dict:
@@ -113,9 +132,31 @@ def scaled_experiments(config: Mapping[str, Any]) -> dict:
     return exps
 
 
+def read_yaml(path: str | Path) -> dict:
+    """A YAML config file as a dict; a missing, unparsable, empty or non-mapping file is a
+    ConfigError naming the file."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"config file {path}: not valid YAML{at} ({problem})") from None
+    if config is None:
+        raise ConfigError(f"config file {path}: empty (expected a mapping such as 'experiments:')")
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"config file {path}: expected a mapping of keys, got a {type(config).__name__}"
+        )
+    return config
+
+
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
     """Read a YAML config file, apply nested overrides, validate."""
-    config = yaml.safe_load(Path(path).read_text()) or {}
+    config = read_yaml(path)
     if overrides:
         config = merge(config, overrides)
     return validate(config)
@@ -138,3 +179,30 @@ def seed_blocks(n_seeds: int, seeds_per_job: int) -> list[list[int]]:
     return [
         list(range(b, min(b + seeds_per_job, n_seeds))) for b in range(0, n_seeds, seeds_per_job)
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nmrnn.config FILE [FILE ...]``: merge the YAML files in order (as Snakemake's
+    ``--configfile`` does) and validate them; one line says what is wrong, naming the key or
+    file."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m nmrnn.config config.yaml [overlay.yaml ...]", file=sys.stderr)
+        return 2
+    try:
+        merged: dict = {}
+        for path in paths:
+            merged = merge(merged, read_yaml(path))
+        checked = validate(merged)
+    except ConfigError as error:
+        print(f"Config error: {error}", file=sys.stderr)
+        return 1
+    exps = checked["experiments"]
+    print(f"config OK: {len(exps)} experiments ({', '.join(exps)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -93,6 +93,11 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
                 f"experiments.{source}.archs.{arch}: 'N: match' needs match_reference naming "
                 f"an architecture of {source!r}"
             )
+        if src["archs"][ref_name].get("settings", {}).get("N") == "match":
+            raise ConfigError(
+                f"experiments.{source}.match_reference: {ref_name!r} has 'N: match' itself; the "
+                f"reference needs an explicit N"
+            )
         reference = model_settings(experiments, source, ref_name)
         settings = match_size(settings, reference, U)
     build_model(settings)  # fail now, naming the setting, if it is wrong
@@ -102,8 +107,24 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
 # ----------------------------------------------------------------------------- data
 
 
+# The settings an experiment's task data depends on (with the experiment's name and the seed).
+DATA_KEYS = ("task", "tasks", "pool_per_task", "test_per_task", "pool", "test_trials", "test_batch")
+
+
+def data_settings(exp: Mapping[str, Any]) -> dict:
+    """The part of an experiment's settings that :func:`make_task_data` reads: the task, its
+    pool and test sizes and the validation trials of ``select_best`` (not the seeds, the
+    architectures or the training protocol)."""
+    out = {key: exp[key] for key in DATA_KEYS if key in exp}
+    if "select_best" in exp:
+        out["select_best"] = {"trials": exp["select_best"]["trials"]}
+    return out
+
+
 def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[str, TaskData]:
-    """The fixed data of one seed: the training pool (``train``) and the test set(s)."""
+    """The fixed data of one seed: the training pool (``train``) and the test set(s).
+
+    Reads only :func:`data_settings` of ``exp``."""
     task = exp["task"]
     key = data_key(experiment, seed)
     k_train, k_test = jax.random.split(key)
@@ -283,6 +304,9 @@ def train_seeds(
         data = [make_task_data(exp, experiment, s) for s in seeds]
     data_keys = jnp.stack([jax.random.fold_in(data_key(experiment, s), 1) for s in seeds])
     chooser = selection(exp, data)
+    # What shapes the batches besides the data (batch size, noise, ...): part of the fingerprint
+    # that decides whether a checkpoint resumes this run.
+    shaping = {k: v for k, v in exp.items() if k not in ("archs", "seeds")}
     result = training.train(
         model,
         variables,
@@ -296,8 +320,40 @@ def train_seeds(
         log=log,
         tag=f"{experiment}/{arch} seeds {list(seeds)} ",
         selection=chooser,
+        fingerprint_extra={"experiment": experiment, "settings": shaping},
     )
     return model, result
+
+
+def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
+    """Every check that does not need data, for each architecture of an experiment: the model
+    builds from its settings (sizes matched), each stage trains a parameter group the model has,
+    and the experiment's options suit its task. Raises ConfigError naming the key; run by the
+    pipeline at start-up, so a mistake never waits for a training job to surface."""
+    exp = experiments[experiment]
+    where = f"experiments.{experiment}"
+    if "select_best" in exp and exp["task"] != "eft":
+        raise ConfigError(
+            f"{where}.select_best: available for the eft task only (it needs fresh held-out "
+            f"trials), not {exp['task']!r}"
+        )
+    for arch in exp["archs"]:
+        try:
+            model = build_model(model_settings(experiments, experiment, arch))
+        except ConfigError as error:
+            message = str(error)
+            raise ConfigError(
+                message
+                if message.startswith("experiments.")
+                else f"{where}.archs.{arch}: {message}"
+            ) from None
+        groups = set(getattr(model, "PARAM_GROUPS", {})) | {"all"}
+        for i, stage in enumerate(exp["archs"][arch]["stages"]):
+            if stage["trainable"] not in groups:
+                raise ConfigError(
+                    f"{where}.archs.{arch}.stages.{i}.trainable: {stage['trainable']!r} is not a "
+                    f"parameter group of a {type(model).__name__}; it has {sorted(groups)}"
+                )
 
 
 def n_parameters(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:

@@ -55,6 +55,26 @@ class Stage:
     steps: int
     learning_rate: float
 
+    def __post_init__(self):
+        if not isinstance(self.trainable, str) or not self.trainable:
+            raise ValueError(
+                f"Stage {self.name!r}: trainable must be 'all' or the name of a parameter group "
+                f"(a string such as 'lowrank', 'neuromod', 'inputs'), got {self.trainable!r}"
+            )
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)):
+            raise ValueError(f"Stage {self.name!r}: steps must be an integer, got {self.steps!r}")
+        if self.steps < 1:
+            raise ValueError(f"Stage {self.name!r}: steps must be at least 1, got {self.steps}")
+        if (
+            isinstance(self.learning_rate, bool)
+            or not isinstance(self.learning_rate, (int, float, np.integer, np.floating))
+            or not 0 < self.learning_rate < float("inf")
+        ):
+            raise ValueError(
+                f"Stage {self.name!r}: learning_rate must be a positive finite number "
+                f"(zero or negative rates do not descend), got {self.learning_rate!r}"
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
@@ -71,6 +91,27 @@ class Optimizer:
     weight_decay: float = 1e-4
     eps: float = 1e-8
     reset_every: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("clip_adamw", "adam"):
+            raise ValueError(f"unknown optimizer kind {self.kind!r} (use 'clip_adamw' or 'adam')")
+        for name in ("clip", "eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ValueError(f"Optimizer: {name} must be a positive number, got {value!r}")
+            if not value > 0:
+                raise ValueError(f"Optimizer: {name} must be positive, got {value!r}")
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, (int, float, np.number)) or not wd >= 0:
+            raise ValueError(f"Optimizer: weight_decay must be a number >= 0, got {wd!r}")
+        if self.reset_every is not None and (
+            isinstance(self.reset_every, bool)
+            or not isinstance(self.reset_every, (int, np.integer))
+            or self.reset_every < 1
+        ):
+            raise ValueError(
+                f"Optimizer: reset_every must be None or an integer >= 1, got {self.reset_every!r}"
+            )
 
     def make(self, learning_rate: float) -> optax.GradientTransformation:
         if self.kind == "clip_adamw":
@@ -309,11 +350,15 @@ def run_fingerprint(
     constants: Any,
     data_keys: Array,
     selection: Selection | None = None,
+    data: Any = None,
+    extra: Any = None,
 ) -> str:
     """A digest of everything that decides a run's trajectory except the step reached: the
-    model's settings, the stages, the optimizer, the seeds' initial variables and data keys (and
-    the validation interval and batch of a selection). A checkpoint resumes only a run with the
-    same digest."""
+    model's settings, the stages, the optimizer, the seeds' initial variables, data keys and
+    fixed data (pools, test sets), the validation interval and batch of a selection, and
+    ``extra``: any JSON-able description of what else shapes the batches (the experiment's
+    settings: batch size, noise levels, ...), which a ``batch_fn`` closure cannot show. A
+    checkpoint resumes only a run with the same digest."""
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
     digest.update(json.dumps([dataclasses.asdict(s) for s in stages], sort_keys=True).encode())
@@ -331,7 +376,32 @@ def run_fingerprint(
         digest.update(f"selection every {int(selection.every)}".encode())
         for leaf in jax.tree.leaves(selection.batch):
             digest.update(np.ascontiguousarray(np.asarray(jax.device_get(leaf))).tobytes())
+    if data is not None:
+        digest.update(b"data")
+        for path, leaf in jax.tree_util.tree_leaves_with_path(data):
+            array = np.asarray(jax.device_get(leaf))
+            digest.update(f"{jax.tree_util.keystr(path)}{array.shape}{array.dtype}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    if extra is not None:
+        digest.update(b"extra" + json.dumps(extra, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def _code_digest() -> str:
+    """A digest of the package's source files: a finished checkpoint is reused only by the code
+    that wrote it (an unfinished one resumes across code changes, see :func:`train`)."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _set_aside(checkpoint: Path, suffix: str) -> Path:
+    """Move a checkpoint that cannot be resumed out of the way (never deleted)."""
+    aside = checkpoint.with_name(checkpoint.name.removesuffix(".npz") + suffix)
+    os.replace(checkpoint, aside)
+    return aside
 
 
 def train(
@@ -348,6 +418,7 @@ def train(
     log: Callable[[str], None] | None = None,
     tag: str = "",
     selection: Selection | None = None,
+    fingerprint_extra: Any = None,
 ) -> TrainResult:
     """Train S seeds of ``model`` through ``stages``.
 
@@ -366,10 +437,23 @@ def train(
         tag: prefix of progress lines (e.g. ``"mwg/nmrnn "``).
         selection: also keep each seed's variables with the lowest validation loss
             (``TrainResult.best_variables``); see :class:`Selection`.
+        fingerprint_extra: JSON-able settings that shape the batches beyond ``data`` and
+            ``data_keys`` (batch size, noise, ...): part of the run's fingerprint, so a
+            checkpoint written under other settings is never resumed.
+
+    Checkpoints: the file holds the run's fingerprint (:func:`run_fingerprint`). A checkpoint of
+    another run, or one that cannot be read, is moved aside (``*.stale.npz``, ``*.corrupt.npz``)
+    with a warning and the run starts from step 0. The last checkpoint (at the final step) is
+    kept; a rerun of the same run with the same package code returns its result without
+    training (so a training block deleted by a rerun is restored at no cost).
 
     Raises:
         TrainingDiverged: the loss of some seed became NaN/inf; the last good checkpoint is kept.
     """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.perf_counter()
     params, constants = jax.tree.map(jnp.copy, variables["params"]), variables["constants"]
@@ -394,24 +478,57 @@ def train(
         }
     validation = None if selection is None else selection.batch
 
-    protocol = None
+    protocol = code = None
     if checkpoint is not None:
+        checkpoint = Path(checkpoint)
         protocol = run_fingerprint(
-            model, stages, optimizer, params, constants, data_keys, selection
+            model,
+            stages,
+            optimizer,
+            params,
+            constants,
+            data_keys,
+            selection,
+            data=data,
+            extra=fingerprint_extra,
         )
-    if checkpoint is not None and Path(checkpoint).exists():
-        with np.load(checkpoint, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
+        code = _code_digest()
+    meta = None
+    if checkpoint is not None and checkpoint.exists():
+        try:
+            with np.load(checkpoint, allow_pickle=False) as f:
+                meta = json.loads(str(f["meta"]))
+            int(meta["step"])
+        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is set aside
+            aside = _set_aside(checkpoint, ".corrupt.npz")
+            log(
+                f"{tag}WARNING: checkpoint {checkpoint} cannot be read ({type(error).__name__}: "
+                f"{error}); moved to {aside.name}, starting from step 0"
+            )
+            meta = None
+    if meta is not None:
+        finished_elsewhere = int(meta["step"]) == total and meta.get("code") != code
         if meta.get("protocol") != protocol or int(meta["step"]) > total:
-            stale = Path(checkpoint).with_suffix(".stale.npz")
-            os.replace(checkpoint, stale)
+            stale = _set_aside(checkpoint, ".stale.npz")
             log(
                 f"{tag}checkpoint {checkpoint} belongs to another run (model, protocol, "
-                f"optimizer, seeds or data differ); moved to {stale.name}, starting from step 0"
+                f"optimizer, seeds, data or batch settings differ); moved to {stale.name}, "
+                f"starting from step 0"
+            )
+        elif finished_elsewhere:
+            stale = _set_aside(checkpoint, ".stale.npz")
+            log(
+                f"{tag}checkpoint {checkpoint} holds this run finished by other package code; "
+                f"moved to {stale.name}, training again with this code"
             )
         else:
-            done = int(meta["step"])
-            stage_i = max(int(np.searchsorted(boundaries, done, side="left")) - 1, 0)  # ran done-1
+            if meta.get("code") != code:
+                log(
+                    f"{tag}note: resuming a checkpoint written by other package code "
+                    f"({meta.get('code')} vs {code})"
+                )
+            step = int(meta["step"])
+            stage_i = max(int(np.searchsorted(boundaries, step, side="left")) - 1, 0)  # ran step-1
             template = {
                 "params": params,
                 "constants": constants,
@@ -419,17 +536,29 @@ def train(
             }
             if best is not None:
                 template["best_params"] = best["params"]
-            state = load_checkpoint(checkpoint, template)
-            params, constants, losses = state["params"], state["constants"], state["losses"]
-            if best is not None:
-                best = {
-                    "params": state["best_params"],
-                    "loss": jnp.asarray(state["best_loss"]),
-                    "step": jnp.asarray(state["best_step"]),
-                }
-                checked = state["validation_losses"]
-            opt_state = state["opt_state"] if done > boundaries[stage_i] else None
-            log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
+            try:
+                state = load_checkpoint(checkpoint, template)
+                if state["losses"].shape != (S, step):
+                    raise ValueError(f"losses of shape {state['losses'].shape}, not {(S, step)}")
+            except Exception as error:  # noqa: BLE001 - a damaged checkpoint is set aside
+                aside = _set_aside(checkpoint, ".corrupt.npz")
+                log(
+                    f"{tag}WARNING: checkpoint {checkpoint} cannot be read "
+                    f"({type(error).__name__}: {error}); moved to {aside.name}, starting from "
+                    f"step 0"
+                )
+            else:
+                done = step
+                params, constants, losses = state["params"], state["constants"], state["losses"]
+                if best is not None:
+                    best = {
+                        "params": state["best_params"],
+                        "loss": jnp.asarray(state["best_loss"]),
+                        "step": jnp.asarray(state["best_step"]),
+                    }
+                    checked = state["validation_losses"]
+                opt_state = state["opt_state"] if done > boundaries[stage_i] else None
+                log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
     resumed_from = done
     data_keys = jnp.asarray(data_keys)
     compile_s = 0.0
@@ -466,14 +595,16 @@ def train(
             elapsed = time.perf_counter() - t0
             if not np.all(np.isfinite(chunk_losses)):
                 seed_i, step_i = np.argwhere(~np.isfinite(chunk_losses))[0]
-                kept = (
-                    f"last good checkpoint (step {done}) kept in {checkpoint}"
-                    if checkpoint
-                    else "no checkpoint was requested"
-                )
+                if checkpoint is None:
+                    kept = "no checkpoint was requested"
+                elif checkpoint.exists():
+                    kept = f"last good checkpoint (step {done}) kept in {checkpoint}"
+                else:
+                    kept = "no checkpoint was written yet (it diverged in the first chunk)"
                 raise TrainingDiverged(
                     f"{tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
-                    f"at step {done + step_i} (stage {stage.name}); {kept}"
+                    f"at step {done + step_i} (stage {stage.name}, learning rate "
+                    f"{stage.learning_rate:g}); {kept}. A lower learning_rate usually helps"
                 )
             params, opt_state, best = new_params, new_opt, new_best
             losses = np.concatenate([losses, chunk_losses], axis=1)
@@ -487,7 +618,7 @@ def train(
                     "constants": constants,
                     "opt_state": opt_state,
                     "losses": losses,
-                    "meta": {"step": done, "total": total, "protocol": protocol},
+                    "meta": {"step": done, "total": total, "protocol": protocol, "code": code},
                 }
                 if best is not None:
                     state.update(

@@ -1,9 +1,11 @@
 # Helpers only: config validation, the experimental design, and input functions.
+import re
 import sys
 from pathlib import Path
 
 from nmrnn.architectures import ConfigError
 from nmrnn.config import scaled_experiments, seed_blocks
+from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config
 
 try:
@@ -30,7 +32,8 @@ TRAINING_ENV = f"{ENVS}/{config['training_env']}.yaml"
 
 
 def _alternatives(names):
-    return "|".join(sorted(names)) or "__none__"
+    """A wildcard constraint matching exactly these names (escaped: a name is never a pattern)."""
+    return "|".join(re.escape(name) for name in sorted(names)) or "__none__"
 
 
 ALL_ARCHS = {arch for exp in EXPERIMENTS.values() for arch in exp["archs"]}
@@ -188,8 +191,10 @@ def curve_inputs(wildcards):
     return [f"{RESULTS}/{e}/{a}/seed{s}/losses.csv" for e, a, s in curve_runs(wildcards)]
 
 
-def experiment_settings(wildcards):
-    return EXPERIMENTS[wildcards.experiment]
+def task_data_settings(wildcards):
+    """What an experiment's task data depends on (not its seeds or architectures), so adding
+    seeds or editing an architecture never regenerates the data every trained seed uses."""
+    return data_settings(EXPERIMENTS[wildcards.experiment])
 
 
 def figure_table(wildcards):

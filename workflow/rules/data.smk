@@ -3,7 +3,7 @@ rule task_data:
     output:
         f"{RESULTS}/{{experiment}}/data/seed{{seed}}.npz",
     params:
-        experiment=experiment_settings,
+        experiment=task_data_settings,
     log:
         f"{RESULTS}/logs/task_data/{{experiment}}/seed{{seed}}.log",
     conda:
