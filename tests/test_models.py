@@ -515,3 +515,33 @@ def test_baseline_init_scales():
     _assert_normal(p["C"], 1 / np.sqrt(N), "C")
     _assert_normal(v["constants"]["h0"], 1 / np.sqrt(N), "h0")
     _assert_normal(v["constants"]["c0"], 1 / np.sqrt(N), "c0")
+
+
+def test_normalisations_and_qr_signs():
+    """qr_inv_n is the qr factor with gain 1/N (the authors' LR-RNN); householder is LAPACK's Q,
+    which spans the same columns as the positive-diagonal one and differs by column signs."""
+    from nmrnn.lowrank import low_rank_factors, recurrence_gain
+
+    L = jax.random.normal(jax.random.key(3), (106, 3))
+    R = jax.random.normal(jax.random.key(4), (106, 3))
+    qr = low_rank_factors(L, "qr")
+    assert jnp.allclose(low_rank_factors(L, "qr_inv_n"), qr)
+    assert recurrence_gain("qr_inv_n", 106) == recurrence_gain("inv_n", 106) == 1 / 106
+    assert recurrence_gain("qr", 106) == 1.0
+    sv = jnp.linalg.svd(recurrence_gain("qr_inv_n", 106) * qr @ R.T, compute_uv=False)[:3]
+    assert jnp.all((sv > 0.05) & (sv < 0.2))  # ≈ 0.1 at N = 106, against ≈ 10 for qr
+    house = low_rank_factors(L, "qr", "householder")
+    assert jnp.allclose(house, jnp.linalg.qr(L)[0])
+    signs = jnp.sign(jnp.sum(house * qr, axis=0))
+    assert jnp.allclose(house, qr * signs, atol=1e-5)
+    with pytest.raises(ValueError, match="qr_sign"):
+        LRRNN(N=8, K=2, O=1, qr_sign="lapack")
+    with pytest.raises(ValueError, match="normalisation"):
+        NMRNN(N=8, M=2, K=2, O=1, normalisation="inv_sqrt_n")
+    # the model computes with the chosen form: outputs differ between qr and qr_inv_n
+    x = jnp.ones((2, 5, 3))
+    model = LRRNN(N=8, K=2, O=1, normalisation="qr_inv_n")
+    variables = model.init(jax.random.key(0), x)
+    y = model.apply(variables, x)["y"]
+    y_qr = LRRNN(N=8, K=2, O=1, normalisation="qr").apply(variables, x)["y"]
+    assert not jnp.allclose(y, y_qr)

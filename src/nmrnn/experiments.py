@@ -80,6 +80,8 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
     settings = {"model": spec["model"], **spec.get("settings", {}), "O": O}
     if spec["model"] in LOW_RANK_MODELS:
         settings.setdefault("normalisation", src.get("normalisation", "qr"))
+        if "qr_sign" in src:  # absent: the models' default ("positive")
+            settings.setdefault("qr_sign", src["qr_sign"])
     if spec["model"] in ("nmrnn", "linear_nmrnn") and src.get("context_to_z_only", False):
         settings["x_inputs"] = multitask.N_SENSORY
     if src.get("init_scheme"):

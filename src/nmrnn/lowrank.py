@@ -1,11 +1,27 @@
-"""The left factor of a low-rank recurrence under the two normalisations of the authors' code."""
+"""The left factor and gain of a low-rank recurrence g · L' diag(s) Rᵀ φ(x), under the three
+normalisations found in the authors' code.
+
+============  =====================  ==========  =============================================
+name          left factor L'         gain g      where the authors use it
+============  =====================  ==========  =============================================
+``qr``        Q of the QR of L       1           their NM-RNN (MWG, multitask)
+``inv_n``     L itself               1/N         their EFT models
+``qr_inv_n``  Q of the QR of L       1/N         their LR-RNN (MWG, multitask)
+============  =====================  ==========  =============================================
+
+The sign convention of Q (``qr_sign``): ``"positive"`` makes diag(R) > 0, so Q is a smooth
+function of L (this project's default); ``"householder"`` is LAPACK's, which
+``jnp.linalg.qr`` returns (the authors' code): a column of Q flips whenever the corresponding
+pivot of the Householder reflection changes sign.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-NORMALISATIONS = ("qr", "inv_n")
+NORMALISATIONS = ("qr", "inv_n", "qr_inv_n")
+QR_SIGNS = ("positive", "householder")
 
 
 def orthonormal_columns(L: jax.Array) -> jax.Array:
@@ -24,13 +40,26 @@ def orthonormal_columns(L: jax.Array) -> jax.Array:
     return jnp.stack(cols, axis=1)
 
 
-def low_rank_factors(L: jax.Array, normalisation: str) -> jax.Array:
-    """The left factor used in the recurrence: Q of QR(L) for ``"qr"``, raw L for ``"inv_n"``.
+def check_options(normalisation: str, qr_sign: str = "positive") -> None:
+    """ValueError naming the option if either is not one of the known values."""
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {NORMALISATIONS}")
+    if qr_sign not in QR_SIGNS:
+        raise ValueError(f"unknown qr_sign {qr_sign!r}; choose one of {QR_SIGNS}")
 
-    The matching gain g is 1 for ``"qr"`` and 1/N for ``"inv_n"`` (applied by the caller).
-    """
-    if normalisation == "qr":
-        return orthonormal_columns(L)
+
+def low_rank_factors(L: jax.Array, normalisation: str, qr_sign: str = "positive") -> jax.Array:
+    """The left factor used in the recurrence: Q of QR(L) for ``"qr"`` and ``"qr_inv_n"``, raw L
+    for ``"inv_n"``. The matching gain is :func:`recurrence_gain`."""
+    check_options(normalisation, qr_sign)
     if normalisation == "inv_n":
         return L
-    raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {NORMALISATIONS}")
+    if qr_sign == "householder":
+        return jnp.linalg.qr(L)[0]
+    return orthonormal_columns(L)
+
+
+def recurrence_gain(normalisation: str, N: int) -> float:
+    """g: 1/N for ``"inv_n"`` and ``"qr_inv_n"``, 1 for ``"qr"``."""
+    check_options(normalisation)
+    return 1.0 / N if normalisation in ("inv_n", "qr_inv_n") else 1.0

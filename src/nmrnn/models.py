@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from nmrnn import fast_rollout
-from nmrnn.lowrank import low_rank_factors
+from nmrnn.lowrank import check_options, low_rank_factors, recurrence_gain
 
 Array = jax.Array
 
@@ -81,6 +81,13 @@ def _check_time_constant(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be a positive number of steps, got {value!r}")
 
 
+def _check_low_rank_options(owner: str, normalisation: str, qr_sign: str) -> None:
+    try:
+        check_options(normalisation, qr_sign)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
+
+
 def _check_rank(owner: str, N: int, K: int) -> None:
     if K > N:
         raise ValueError(f"{owner}: K={K} exceeds N={N}: a rank-K recurrence needs K <= N")
@@ -105,8 +112,11 @@ class NMRNN(nn.Module):
     Attributes:
         N, M, K, O: sizes of x, z, s and y.
         tau_x, tau_z: time constants, in steps.
-        normalisation: ``"qr"`` (L → orthonormal Q of its reduced QR, g = 1) or ``"inv_n"``
-            (raw L, g = 1/N).
+        normalisation: ``"qr"`` (L → orthonormal Q of its reduced QR, g = 1), ``"inv_n"``
+            (raw L, g = 1/N) or ``"qr_inv_n"`` (Q and g = 1/N, the authors' LR-RNN); see
+            :mod:`nmrnn.lowrank`.
+        qr_sign: sign convention of Q: ``"positive"`` (diag R > 0) or ``"householder"``
+            (LAPACK's, as ``jnp.linalg.qr``).
         x_inputs: if set, only the first ``x_inputs`` input channels drive x (context routing:
             the remaining channels reach z only). ``None``: every channel drives x and z.
         feedback: add the x→z path W_zx φ(x) + b_zx (Element Finder Task).
@@ -124,6 +134,7 @@ class NMRNN(nn.Module):
     tau_x: float = 10.0
     tau_z: float = 100.0
     normalisation: str = "qr"
+    qr_sign: str = "positive"
     x_inputs: int | None = None
     feedback: bool = False
     readout_bias: bool = True
@@ -143,6 +154,7 @@ class NMRNN(nn.Module):
         _check_rank(owner, self.N, self.K)
         _check_time_constant(owner, "tau_x", self.tau_x)
         _check_time_constant(owner, "tau_z", self.tau_z)
+        _check_low_rank_options(owner, self.normalisation, self.qr_sign)
         super().__post_init__()
 
     @nn.compact
@@ -193,9 +205,9 @@ class NMRNN(nn.Module):
             Q = low_rank_factors(L, "qr")
             left, right, gain = Q, Q, 1.0
         else:
-            left = low_rank_factors(L, self.normalisation)
+            left = low_rank_factors(L, self.normalisation, self.qr_sign)
             right = R
-            gain = 1.0 / N if self.normalisation == "inv_n" else 1.0
+            gain = recurrence_gain(self.normalisation, N)
 
         batch = inputs.shape[0]
         u = _time_major(inputs)
@@ -250,6 +262,7 @@ class LRRNN(nn.Module):
     O: int
     tau_x: float = 10.0
     normalisation: str = "qr"
+    qr_sign: str = "positive"
     readout_bias: bool = True
     init_scheme: str = "default"
 
@@ -260,6 +273,7 @@ class LRRNN(nn.Module):
             _check_size("LRRNN", name, getattr(self, name))
         _check_rank("LRRNN", self.N, self.K)
         _check_time_constant("LRRNN", "tau_x", self.tau_x)
+        _check_low_rank_options("LRRNN", self.normalisation, self.qr_sign)
         super().__post_init__()
 
     @nn.compact
@@ -278,8 +292,8 @@ class LRRNN(nn.Module):
         B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
         C, d = _readout(self, N, O)
         x0 = _initial_state(self, "x0", N, random=eft)
-        left = low_rank_factors(L, self.normalisation)
-        gain = 1.0 / N if self.normalisation == "inv_n" else 1.0
+        left = low_rank_factors(L, self.normalisation, self.qr_sign)
+        gain = recurrence_gain(self.normalisation, N)
         # The time loop, input projection and readout included, with a hand-written reverse
         # pass (nmrnn.fast_rollout): the equations above, several times cheaper to differentiate.
         ys, xs = fast_rollout.lrrnn_rollout(

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmrnn.lowrank import low_rank_factors
+from nmrnn.lowrank import low_rank_factors, recurrence_gain
 from nmrnn.models import LSTM, NMRNN
 
 # A pre-activation this large saturates the logistic to exactly 1 (or 0) in float32.
@@ -312,8 +312,9 @@ def rank1_parameters(variables, model: NMRNN, output: int = 0) -> Rank1:
     if model.linear:
         ell = r = np.asarray(low_rank_factors(p["L"], "qr"), np.float64)[:, 0]
     else:
-        gain = 1.0 / model.N if model.normalisation == "inv_n" else 1.0
-        ell = gain * np.asarray(low_rank_factors(p["L"], model.normalisation), np.float64)[:, 0]
+        gain = recurrence_gain(model.normalisation, model.N)
+        left = low_rank_factors(p["L"], model.normalisation, model.qr_sign)
+        ell = gain * np.asarray(left, np.float64)[:, 0]
         r = np.asarray(p["R"], np.float64)[:, 0]
     c = np.asarray(p["C"], np.float64)[output]
     d = float(np.asarray(p["d"])[output]) if "d" in p else 0.0
