@@ -114,3 +114,14 @@ def test_task_data_depends_only_on_its_settings():
         for a, b in zip(whole[name], part[name], strict=True):
             if not isinstance(a, dict):
                 assert (a == b).all()
+
+
+def test_null_removes_an_experiment_or_an_architecture():
+    """Config files merge; an overlay deletes an earlier file's entry with null."""
+    overlay = {"experiments": {"multitask": None, "mwg": {"archs": {"lstm": None}}}}
+    config = validate(merge(PAPER, merge(overlay, {"experiments": {"multitask_transfer": None}})))
+    assert "multitask" not in config["experiments"]
+    assert "lstm" not in config["experiments"]["mwg"]["archs"]
+    # a transfer experiment whose source was removed is named
+    message = the_error(merge(PAPER, {"experiments": {"multitask": None}}))
+    assert "multitask_transfer.pretrained" in message

@@ -372,6 +372,44 @@ def test_selection_resumes_bit_identical(tmp_path, selected_run):
     assert "belongs to another run" in lines[0] and other.resumed_from == 0
 
 
+@pytest.fixture(scope="module")
+def train_selected_run():
+    return run(STAGED, selection=Selection(20, on="train"))
+
+
+def test_train_selection_keeps_the_lowest_training_loss_per_stage(
+    train_selected_run, uninterrupted_staged
+):
+    """The authors' rule: the training loss of every 20th step of a stage (and its last) picks
+    the parameters after that step; the second stage starts from the first stage's pick."""
+    result = train_selected_run
+    losses = result.losses
+    # stage 1 is the plain trajectory; stage 2 starts from stage 1's selection instead
+    np.testing.assert_array_equal(losses[:, :100], uninterrupted_staged.losses[:, :100])
+    checks = np.arange(19, 200, 20)  # stage steps 19, 39, ..., 99 of both stages
+    second = checks[checks >= 100]
+    for i in range(S):
+        expected = second[np.argmin(losses[i, second])] + 1
+        assert result.best_step[i] == expected
+        first = checks[checks < 100]
+        chosen_first = first[np.argmin(uninterrupted_staged.losses[i, first])]
+        if chosen_first != 99:  # stage 2 starts elsewhere than the plain run's step 100
+            assert not np.array_equal(losses[i, 100:], uninterrupted_staged.losses[i, 100:])
+    # the selected parameters are the final ones where the last check was the best
+    assert result.validation_losses is None or result.validation_losses.shape == losses.shape
+
+
+def test_train_selection_resumes_bit_identical(tmp_path, train_selected_run):
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(Killed):
+        run(STAGED, checkpoint=ckpt, selection=Selection(20, on="train"), log=killing_log(3, []))
+    resumed = run(STAGED, checkpoint=ckpt, selection=Selection(20, on="train"))
+    assert resumed.resumed_from == 100  # killed at the stage boundary, after the hand-off
+    np.testing.assert_array_equal(resumed.losses, train_selected_run.losses)
+    assert_trees_equal(resumed.best_variables, train_selected_run.best_variables)
+    np.testing.assert_array_equal(resumed.best_step, train_selected_run.best_step)
+
+
 def test_selection_interval_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         Selection(0, validation_batch())

@@ -63,7 +63,7 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
     Raises ConfigError with a one-line message naming the offending key.
     """
     schema = yaml.safe_load(Path(schema_path).read_text())
-    config = copy.deepcopy(dict(config))
+    config = _without_removed(copy.deepcopy(dict(config)))
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
     if errors:
@@ -73,6 +73,20 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
         deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
         raise ConfigError(_describe(names[0] if names else deepest))
     _check_semantics(config)
+    return config
+
+
+def _without_removed(config: dict) -> dict:
+    """An overlay removes an experiment, or an architecture of one, by setting it to null
+    (``experiments: {multitask: null}``): config files merge, so nothing else can delete a key
+    of an earlier file."""
+    exps = config.get("experiments")
+    if isinstance(exps, dict):
+        exps = {name: exp for name, exp in exps.items() if exp is not None}
+        for exp in exps.values():
+            if isinstance(exp, dict) and isinstance(exp.get("archs"), dict):
+                exp["archs"] = {a: spec for a, spec in exp["archs"].items() if spec is not None}
+        config["experiments"] = exps
     return config
 
 

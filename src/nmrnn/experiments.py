@@ -118,9 +118,16 @@ def data_settings(exp: Mapping[str, Any]) -> dict:
     pool and test sizes and the validation trials of ``select_best`` (not the seeds, the
     architectures or the training protocol)."""
     out = {key: exp[key] for key in DATA_KEYS if key in exp}
-    if "select_best" in exp:
+    if _selects_on(exp) == "validation":
         out["select_best"] = {"trials": exp["select_best"]["trials"]}
     return out
+
+
+def _selects_on(exp: Mapping[str, Any]) -> str | None:
+    """What an experiment's checkpoint selection measures: "validation", "train" or None."""
+    if "select_best" not in exp:
+        return None
+    return exp["select_best"].get("on", "validation")
 
 
 def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[str, TaskData]:
@@ -145,7 +152,7 @@ def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[s
         }
     if task == "eft":
         data = {"test": eft.sample_batch(k_test, exp["test_batch"])}
-        if "select_best" in exp:  # held out from training and test: its own key
+        if _selects_on(exp) == "validation":  # held out from training and test: its own key
             trials = int(exp["select_best"]["trials"])
             data["validation"] = eft.sample_batch(jax.random.fold_in(key, 2), trials)
         return data
@@ -217,23 +224,39 @@ def optimizer(exp: Mapping[str, Any]) -> training.Optimizer:
 
 def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
     """The experiment's checkpoint selection (``select_best``) over the seeds' validation
-    batches, or None."""
-    if "select_best" not in exp:
+    batches (or their training losses, ``on: train``), or None."""
+    on = _selects_on(exp)
+    if on is None:
         return None
-    if exp["task"] != "eft":
-        raise ConfigError(
-            f"select_best is available for the eft task only (it needs fresh held-out trials), "
-            f"not {exp['task']!r}"
-        )
+    _check_selection(exp, "select_best")
+    every = int(exp["select_best"]["every"])
+    if on == "train":
+        return training.Selection(every, on="train")
     missing = [i for i, d in enumerate(data) if "validation" not in d]
     if missing:
         raise ConfigError(
             "select_best is set but the task data has no validation trials: regenerate the "
             "experiment's data (the task_data rule) with this config"
         )
-    return training.Selection(
-        int(exp["select_best"]["every"]), stack([d["validation"] for d in data])
-    )
+    return training.Selection(every, stack([d["validation"] for d in data]))
+
+
+# Tasks whose evaluation scores the selected parameters next to the final ones, by rule.
+SELECTION_TASKS = {"validation": ("eft",), "train": ("mwg", "eft")}
+
+
+def _check_selection(exp: Mapping[str, Any], where: str) -> None:
+    on = _selects_on(exp)
+    if on is None:
+        return
+    if exp["task"] not in SELECTION_TASKS[on]:
+        raise ConfigError(
+            f"{where}: on {on!r} is available for the {' and '.join(SELECTION_TASKS[on])} "
+            f"task(s), not {exp['task']!r}"
+            + (" (it needs fresh held-out trials)" if on == "validation" else "")
+        )
+    if on == "validation" and "trials" not in exp["select_best"]:
+        raise ConfigError(f"{where}.trials: needed to select on validation trials")
 
 
 def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 0.1) -> dict:
@@ -334,11 +357,7 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
     pipeline at start-up, so a mistake never waits for a training job to surface."""
     exp = experiments[experiment]
     where = f"experiments.{experiment}"
-    if "select_best" in exp and exp["task"] != "eft":
-        raise ConfigError(
-            f"{where}.select_best: available for the eft task only (it needs fresh held-out "
-            f"trials), not {exp['task']!r}"
-        )
+    _check_selection(exp, f"{where}.select_best")
     for arch in exp["archs"]:
         try:
             model = build_model(model_settings(experiments, experiment, arch))

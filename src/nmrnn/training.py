@@ -126,21 +126,34 @@ class Optimizer:
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """Keep each seed's parameters with the lowest loss on a fixed validation batch.
+    """Keep each seed's parameters with the lowest loss: early stopping.
 
-    The validation loss is computed after every ``every``-th step and after the last step of the
-    run; ties keep the earlier parameters. ``batch`` is a :class:`TaskData` with a leading seed
-    axis (each seed's own held-out trials).
+    ``on="validation"`` (held-out trials): the loss on the fixed ``batch`` (a :class:`TaskData`
+    with a leading seed axis, each seed's own held-out trials) after every ``every``-th step and
+    after the last step of the run, over the whole run.
+
+    ``on="train"`` (the authors' rule): the training loss of the step's own batch, computed
+    before that step's update, every ``every``-th step of a stage and at its last step; the
+    parameters after that update are kept. Per stage: a stage ends by handing its selected
+    parameters to the next stage (the authors' staged loop did), and the last stage's selection
+    is the run's. ``batch`` is not used.
+
+    Ties keep the earlier parameters; a NaN loss never wins.
     """
 
     every: int
-    batch: TaskData
+    batch: TaskData | None = None
+    on: str = "validation"
 
     def __post_init__(self):
-        if int(self.every) < 1:
+        if isinstance(self.every, bool) or int(self.every) < 1:
             raise ValueError(
                 f"selection interval must be a positive number of steps, got {self.every}"
             )
+        if self.on not in ("validation", "train"):
+            raise ValueError(f"Selection.on must be 'validation' or 'train', got {self.on!r}")
+        if self.on == "validation" and self.batch is None:
+            raise ValueError("Selection on='validation' needs a validation batch")
 
 
 class TrainResult(NamedTuple):
@@ -277,7 +290,9 @@ def _stage_runner(
     validate_all = jax.vmap(loss)
 
     def keep_better(params, constants, best, validation, step):
-        value = validate_all(params, constants, validation)
+        return keep_lower(params, best, validate_all(params, constants, validation), step)
+
+    def keep_lower(params, best, value, step):
         better = value < best["loss"]  # NaN never wins; ties keep the earlier parameters
 
         def pick(new, old):
@@ -301,6 +316,15 @@ def _stage_runner(
             params, opt_state, value = step_all(params, constants, opt_state, data, keys, step)
             if selection is None:
                 return (params, opt_state, best), (value, None)
+            if selection.on == "train":
+                due = ((stage_step + 1) % selection.every == 0) | (stage_step == stage.steps - 1)
+                best, checked = jax.lax.cond(
+                    due,
+                    lambda b: keep_lower(params, b, value, step),
+                    lambda b: (b, jnp.full_like(value, jnp.nan)),
+                    best,
+                )
+                return (params, opt_state, best), (value, checked)
             due = ((step + 1) % selection.every == 0) | (step == last_step)
             best, checked = jax.lax.cond(
                 due,
@@ -374,6 +398,8 @@ def run_fingerprint(
     digest.update(np.asarray(keys).tobytes())
     if selection is not None:
         digest.update(f"selection every {int(selection.every)}".encode())
+        if selection.on != "validation":
+            digest.update(f" on {selection.on}".encode())
         for leaf in jax.tree.leaves(selection.batch):
             digest.update(np.ascontiguousarray(np.asarray(jax.device_get(leaf))).tobytes())
     if data is not None:
@@ -477,6 +503,7 @@ def train(
             "step": jnp.zeros((S,), jnp.int32),
         }
     validation = None if selection is None else selection.batch
+    handoff = selection is not None and selection.on == "train"
 
     protocol = code = None
     if checkpoint is not None:
@@ -612,6 +639,15 @@ def train(
                 checked = np.concatenate([checked, np.asarray(chunk_checked).T], axis=1)
             done += n
             log(_progress_line(tag, stage, done, total, chunk_losses.T, n / elapsed))
+            if handoff and done == hi and i < len(stages) - 1:
+                # The authors' staged loop: the next stage starts from this stage's selection.
+                params = jax.tree.map(jnp.copy, best["params"])
+                best = {**best, "loss": jnp.full((S,), jnp.inf, jnp.float32)}
+                chosen = np.asarray(best["step"]).tolist()
+                log(
+                    f"{tag}stage {stage.name}: the next stage starts from the parameters with "
+                    f"the lowest training loss (after steps {chosen})"
+                )
             if checkpoint is not None:
                 state = {
                     "params": params,
