@@ -49,6 +49,7 @@ localrules:
     fig4,
     fig5,
     claims,
+    protocols,
 
 
 include: "workflow/rules/data.smk"
@@ -56,6 +57,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/protocols.smk"
 
 
 rule all:

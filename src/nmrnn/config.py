@@ -91,11 +91,13 @@ def _without_removed(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    for key in ("results_dir", "figures_dir"):
-        folder = str(config[key]).strip()
+    folders = {key: config[key] for key in ("results_dir", "figures_dir")}
+    folders["protocols.output_dir"] = config.get("protocols", {}).get("output_dir", "figures")
+    for key, folder in folders.items():
+        folder = str(folder).strip()
         if folder.rstrip("/") in ("", ".") or Path(folder).resolve() == Path("/").resolve():
             raise ConfigError(
-                f"{key}: {config[key]!r} would write into the filesystem root or the working "
+                f"{key}: {folder!r} would write into the filesystem root or the working "
                 f"directory itself; name a folder such as 'results'"
             )
     exps = config["experiments"]
@@ -129,6 +131,33 @@ def _check_semantics(config: dict) -> None:
 
     for name in exps:
         check_experiment(exps, name)
+    _check_protocols(config)
+
+
+def _check_protocols(config: dict) -> None:
+    """Every side of a protocol comparison names a configured experiment and architecture (or
+    a named table), and asks for selected parameters only where a selection is configured."""
+    protocols = config.get("protocols", {})
+    exps = config["experiments"]
+    for i, comp in enumerate(protocols.get("comparisons", [])):
+        for key in ("nm", "baseline"):
+            side = comp[key]
+            where = f"protocols.comparisons.{i}.{key}"
+            if "table" in side:
+                if side["table"] not in protocols.get("tables", {}):
+                    raise ConfigError(
+                        f"{where}.table: {side['table']!r} is not in protocols.tables"
+                    )
+                continue
+            exp = side.get("experiment", "mwg")
+            if exp not in exps:
+                raise ConfigError(f"{where}.experiment: {exp!r} is not an experiment of this run")
+            if exps[exp]["task"] != "mwg":
+                raise ConfigError(f"{where}.experiment: {exp!r} is not an MWG experiment")
+            if side["arch"] not in exps[exp]["archs"]:
+                raise ConfigError(f"{where}.arch: {side['arch']!r} is not an architecture of {exp}")
+            if side.get("checkpoint") == "selected" and "select_best" not in exps[exp]:
+                raise ConfigError(f"{where}.checkpoint: {exp} has no select_best")
 
 
 def scaled_experiments(config: Mapping[str, Any]) -> dict:

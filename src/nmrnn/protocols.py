@@ -1,0 +1,201 @@
+"""Which choice decides a claim: the same claim test under several protocols side by side.
+
+A *comparison* names the two sides of a claim test (an NM-RNN and a baseline, each an
+(experiment, architecture, checkpoint) of this run, or of a tidy metrics table written by another
+run such as ``figures/authors/metrics/mwg.csv``) under a labelled *variant* of the protocol: the
+matched protocol, one switch towards the authors' code, a control, or the authors' protocol. For
+each comparison and claim, :func:`protocol_table` gives the per-side medians across seeds, their
+ratio, the one-sided Mann–Whitney p-value and whether the claim holds, decided exactly as in
+the claims table (:func:`nmrnn.analysis.fig3.claims`).
+
+Claims covered: ``1-shorter``, ``1-longer`` (NM-RNN MSE below the baseline's on extrapolated
+intervals) and ``1-trained`` (both fit the trained intervals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nmrnn import claims as cl
+from nmrnn.analysis.fig3 import FIT_THRESHOLD, per_seed_group_mse
+
+CLAIMS = ("1-shorter", "1-longer", "1-trained")
+COLUMNS = (
+    "claim",
+    "variant",
+    "protocol",
+    "nm",
+    "baseline",
+    "n_nm",
+    "n_baseline",
+    "median_nm",
+    "median_baseline",
+    "ratio",
+    "p_value",
+    "holds",
+)
+PROTOCOLS = ("matched", "switch", "control", "authors")
+
+
+def side_label(side: Mapping[str, Any]) -> str:
+    """'experiment/arch[ (selected)]' or 'table:arch[ (selected)]'."""
+    where = f"{side['table']}:" if side.get("table") else f"{side.get('experiment', 'mwg')}/"
+    checkpoint = side.get("checkpoint", "final")
+    return f"{where}{side['arch']}" + ("" if checkpoint == "final" else f" ({checkpoint})")
+
+
+def side_rows(metrics: pd.DataFrame, side: Mapping[str, Any]) -> pd.DataFrame:
+    """The metrics rows of one side: its experiment (or table), architecture and checkpoint.
+
+    A table without a ``checkpoint`` column holds final parameters only."""
+    rows = metrics[metrics["arch"] == side["arch"]]
+    if not side.get("table") and "experiment" in rows:
+        rows = rows[rows["experiment"] == side.get("experiment", "mwg")]
+    checkpoint = side.get("checkpoint", "final")
+    if "checkpoint" in rows:
+        rows = rows[rows["checkpoint"].fillna("final") == checkpoint]
+    elif checkpoint != "final":
+        rows = rows.iloc[0:0]
+    if rows.empty:
+        raise ValueError(f"no metrics rows for {side_label(side)}")
+    return rows
+
+
+def _groups(claim: str) -> list[str]:
+    return [claim.split("-", 1)[1]]
+
+
+def compare_claim(claim: str, nm: pd.Series, baseline: pd.Series) -> dict:
+    """One claim test on per-seed values, decided as in the claims table."""
+    if claim not in CLAIMS:
+        raise ValueError(f"unknown claim {claim!r}; choose one of {CLAIMS}")
+    if claim == "1-trained":
+        c = cl.compare(nm, baseline, "two-sided")
+        medians = (c["median_a"], c["median_b"])
+        holds = bool(all(np.isfinite(m) and m < FIT_THRESHOLD for m in medians))
+    else:
+        c = cl.compare(nm, baseline, "less")
+        holds = bool(c["p_value"] < cl.ALPHA and c["ratio"] < 1)
+    return {
+        "n_nm": int(np.isfinite(np.asarray(nm, float)).sum()),
+        "n_baseline": int(np.isfinite(np.asarray(baseline, float)).sum()),
+        "median_nm": c["median_a"],
+        "median_baseline": c["median_b"],
+        "ratio": c["ratio"],
+        "p_value": c["p_value"],
+        "holds": holds,
+    }
+
+
+def protocol_table(
+    run_metrics: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame],
+    comparisons: Sequence[Mapping[str, Any]],
+) -> tuple[pd.DataFrame, dict]:
+    """The comparison table (a row per comparison and claim, :data:`COLUMNS`) and the per-seed
+    values behind it (``{(variant, claim): (nm values, baseline values)}``, for the figure).
+
+    ``run_metrics``: this run's per-seed metrics rows (every experiment); ``tables``: other runs'
+    tidy metrics tables by the name the comparisons use."""
+    rows, points = [], {}
+    for comp in comparisons:
+        sides = []
+        for key in ("nm", "baseline"):
+            side = comp[key]
+            source = tables[side["table"]] if side.get("table") else run_metrics
+            sides.append(side_rows(source, side))
+        for claim in comp.get("claims", CLAIMS):
+            nm, base = (per_seed_group_mse(r, r["arch"].iloc[0], _groups(claim)) for r in sides)
+            rows.append({
+                "claim": claim,
+                "variant": comp["variant"],
+                "protocol": comp.get("protocol", "switch"),
+                "nm": side_label(comp["nm"]),
+                "baseline": side_label(comp["baseline"]),
+                **compare_claim(claim, nm, base),
+            })  # fmt: skip
+            points[(comp["variant"], claim)] = (nm.to_numpy(float), base.to_numpy(float))
+    return pd.DataFrame(rows, columns=list(COLUMNS)), points
+
+
+def write_protocols(
+    metrics_files: Sequence[str],
+    table_files: Mapping[str, str],
+    comparisons: Sequence[Mapping[str, Any]],
+    csv_out: str,
+    png_out: str,
+) -> pd.DataFrame:
+    """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``."""
+    from nmrnn.io import atomic_path, read_csv_checked
+
+    frames = [read_csv_checked(f) for f in metrics_files]
+    run_metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables = {
+        name: read_csv_checked(path, hint=f"run the profile that writes it ({name})")
+        for name, path in table_files.items()
+    }
+    table, points = protocol_table(run_metrics, tables, comparisons)
+    with atomic_path(csv_out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    plot_protocols(table, points, png_out)
+    return table
+
+
+def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
+    """Per claim, the NM-RNN/baseline ratio under each variant: each NM-RNN seed's value over
+    the baseline's median (dots) and the ratio of medians (bar); filled where the claim holds.
+    The matched and authors' protocols are marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nmrnn.io import atomic_path
+
+    claims = [c for c in CLAIMS if c in set(table["claim"])]
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, axes = plt.subplots(
+        1, len(claims), figsize=(4.2 * len(claims), 0.45 * len(variants) + 1.6), sharey=True
+    )
+    axes = np.atleast_1d(axes)
+    colours = {
+        "matched": "#1f77b4",
+        "authors": "#d62728",
+        "switch": "#7f7f7f",
+        "control": "#2ca02c",
+    }
+    for ax, claim in zip(axes, claims, strict=True):
+        rows = table[table["claim"] == claim].set_index("variant")
+        for y, variant in enumerate(variants):
+            if variant not in rows.index:
+                continue
+            row = rows.loc[variant]
+            colour = colours.get(row["protocol"], "#7f7f7f")
+            nm, base = points[(variant, claim)]
+            reference = np.nanmedian(base) if np.isfinite(base).any() else np.nan
+            ax.scatter(nm / reference, np.full(len(nm), y), s=14, color=colour, alpha=0.7)
+            ax.barh(y, row["ratio"], height=0.5, left=0, color=colour if row["holds"] else "none",
+                    edgecolor=colour, alpha=0.35 if row["holds"] else 1.0)  # fmt: skip
+        ax.axvline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_title(claim)
+        ax.set_xlabel("NM-RNN MSE / baseline median MSE")
+    axes[0].set_yticks(range(len(variants)))
+    protocol_of = dict(zip(table["variant"], table["protocol"], strict=False))
+    labels = []
+    for v in variants:
+        mark = {"matched": " [matched]", "authors": " [authors]"}.get(protocol_of[v], "")
+        labels.append(v + mark)
+    axes[0].set_yticklabels(labels)
+    axes[0].invert_yaxis()
+    fig.suptitle("MWG claim 1 under each protocol (filled bar: the claim holds; dots: seeds)")
+    fig.tight_layout()
+    Path(png_out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(png_out) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
