@@ -213,3 +213,21 @@ def all_training_benchmarks():
 def results_root(wildcards, output):
     """The results folder, from an output under {RESULTS}/analysis/."""
     return str(Path(output[0]).parents[1])
+
+
+PROTOCOLS = config["protocols"]
+PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
+
+
+def protocol_metrics():
+    """This run's per-seed metrics behind the protocol comparisons (every seed of each side)."""
+    files = set()
+    for comparison in PROTOCOLS["comparisons"]:
+        for side in (comparison["nm"], comparison["baseline"]):
+            if "table" not in side:
+                experiment = side.get("experiment", "mwg")
+                files.update(
+                    f"{RESULTS}/{experiment}/{side['arch']}/seed{s}/metrics.csv"
+                    for s in seeds_of(experiment)
+                )
+    return sorted(files)
