@@ -97,11 +97,34 @@ def test_full_config_plans_every_job():
         # every experiment, architecture and seed; only the step counts differ from config.yaml
         ("reduced", "all", 145),
         ("workstation", "all", 145),
-        # the MWG checks: the 1/N LR-RNN only (5 seeds), in their own results folder
+        # the authors' protocol: MWG (5 architectures x 5 seeds) and EFT (8 x 10), nothing else
+        ("authors", "all", 105),
+        # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
         (
-            "mwg-checks",
-            " ".join(f"results/mwg_checks/mwg/lrrnn_inv_n/seed{s}/metrics.csv" for s in range(5)),
-            5,
+            "protocols",
+            " ".join(
+                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
+                for e, archs in (
+                    (
+                        "mwg",
+                        (
+                            "nmrnn",
+                            "lrrnn",
+                            "lrrnn_qr_inv_n",
+                            "lrrnn_inv_n",
+                            "lrrnn_qr_inv_n_long",
+                            "nmrnn_qr_inv_n",
+                            "lrrnn_householder",
+                            "nmrnn_householder",
+                        ),
+                    ),
+                    ("mwg_reset", ("nmrnn", "lrrnn")),
+                    ("mwg_select", ("nmrnn", "lrrnn")),
+                )
+                for a in archs
+                for s in range(5)
+            ),  # fmt: skip
+            60,
         ),
     ],
 )
