@@ -264,3 +264,29 @@ def fig3_plot(*args):
     from nmrnn.plots.fig3 import plot
 
     plot(*args)
+
+
+def test_selected_parameters_are_scored_and_claimed_next_to_the_final_ones():
+    """With select_best (the authors' rule), MWG metrics have final and selected rows
+    (``checkpoint``) and the claims are made for both (ids ``…-selected``)."""
+    from nmrnn.evaluation import evaluate, expected_table
+
+    experiments = _tiny_experiments()
+    experiments["mwg"]["select_best"] = {"on": "train", "every": 1}
+    model = build_model(ex.model_settings(experiments, "mwg", "nmrnn"))
+    variables = _random_variables(model, 0)
+    variables["selected_params"] = _random_variables(model, 1)["params"]
+    data = ex.make_task_data(experiments["mwg"], "mwg", 0)
+    frame = evaluate(experiments, "mwg", "nmrnn", 0, variables, data)
+    assert list(frame["checkpoint"]) == ["final"] * len(INTERVALS) + ["selected"] * len(INTERVALS)
+    assert list(frame.columns) == expected_table(experiments, "mwg", "nmrnn")["columns"]
+    final, chosen = (
+        frame[frame["checkpoint"] == c]["mse"].to_numpy() for c in ("final", "selected")
+    )
+    assert not np.allclose(final, chosen)
+
+    final_rows = _metrics(GOOD).assign(checkpoint="final")
+    selected_rows = _metrics({**GOOD, "nmrnn": GOOD["lrrnn"]}, seed=1).assign(checkpoint="selected")
+    rows = _by_id(fig3.claims(pd.concat([final_rows, selected_rows], ignore_index=True)))
+    assert rows["1-longer"]["holds"] and not rows["1-longer-selected"]["holds"]
+    assert "checkpoint selection" in rows["1-longer-selected"]["metric"]

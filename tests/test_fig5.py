@@ -338,7 +338,7 @@ def test_selected_parameters_are_scored_next_to_the_final_ones(tiny_selected_run
     ids = [r["claim"] for r in fig5.claims(metrics)]
     assert "4-lstm" in ids and "4-lstm-selected" in ids
     by = _by_id(fig5.claims(metrics))
-    assert "validation-selected" in by["4-lstm-selected"]["statement"]
+    assert "checkpoint selection" in by["4-lstm-selected"]["statement"]
     assert "validation" in by["4-lstm-selected"]["metric"]
     png, pdf = tmp_path / "fig5.png", tmp_path / "fig5.pdf"
     save_tree(tmp_path / "fig5.npz", analysis)
@@ -358,5 +358,12 @@ def test_experiment_selection_needs_eft_and_validation_trials():
     assert ex.selection(_tiny_experiments()["eft"], data) is None  # not configured
     with pytest.raises(ConfigError, match="regenerate"):
         ex.selection(exp, [{"test": d["test"]} for d in data])
-    with pytest.raises(ConfigError, match="eft task only"):
+    with pytest.raises(ConfigError, match="available for the eft task"):
         ex.selection(dict(exp, task="mwg"), data)
+    # the authors' rule needs no validation trials, and MWG has it too
+    on_train = {"every": 5, "on": "train"}
+    chooser = ex.selection(dict(exp, select_best=on_train), [{"test": d["test"]} for d in data])
+    assert chooser.on == "train" and chooser.batch is None
+    assert ex.selection(dict(exp, task="mwg", select_best=on_train), []).on == "train"
+    with pytest.raises(ConfigError, match="not 'multitask'"):
+        ex.selection(dict(exp, task="multitask", select_best=on_train), [])

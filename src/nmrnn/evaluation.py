@@ -21,6 +21,31 @@ from nmrnn.tasks.common import TaskData
 
 RAMP_LEVEL = 0.9  # produced interval: first crossing of this fraction of the rise after go
 
+# The columns of one seed's metrics rows, by task, in order. Those in MAY_BE_EMPTY are NaN
+# (written empty) for a network whose output diverges or never rises; every other one always
+# has a value, so an empty one means a cut file.
+COLUMNS = {
+    "mwg": ("experiment", "arch", "seed", "interval", "group", "mse", "produced_interval",
+            "n_parameters"),
+    "multitask": ("experiment", "arch", "seed", "stage", "testset", "task", "trials",
+                  "percent_correct", "percent_correct_arctan", "loss", "n_trainable",
+                  "n_parameters"),
+    "eft": ("experiment", "arch", "seed", "checkpoint", "mse", "n_parameters"),
+}  # fmt: skip
+COLUMNS["multitask_transfer"] = COLUMNS["multitask"]
+
+
+def columns_of(exp: Mapping[str, Any]) -> tuple[str, ...]:
+    """The metrics columns of one experiment: :data:`COLUMNS` of its task, with ``checkpoint``
+    (final / selected) after ``seed`` for an MWG experiment with checkpoint selection."""
+    columns = COLUMNS[exp["task"]]
+    if exp["task"] == "mwg" and "select_best" in exp:
+        return columns[:3] + ("checkpoint",) + columns[3:]
+    return columns
+MAY_BE_EMPTY = frozenset({"mse", "produced_interval", "loss"})
+# Tasks in the part of the authors' frozen test set each multitask experiment is scored on.
+REFERENCE_TASKS = {"multitask": 3, "multitask_transfer": 1}
+
 
 def selected_variables(variables: Mapping[str, Any]) -> dict | None:
     """The selected (lowest validation loss) variables of a seed's ``params.npz`` tree, or None
@@ -129,6 +154,40 @@ def reference_subset(folder: str | Path, experiment_task: str) -> TaskData | Non
     )
 
 
+def expected_rows(
+    experiments: Mapping[str, Any], experiment: str, arch: str, reference: bool = False
+) -> int:
+    """The number of rows :func:`evaluate` gives for one seed (checked there): MWG one per test
+    interval; multitask one per task of the generated test set, plus one per task of the authors'
+    frozen set when it is scored (``reference``); EFT one for the final parameters and, with
+    checkpoint selection (``select_best``), one for the selected ones."""
+    exp = experiments[experiment]
+    if arch not in exp["archs"]:
+        raise ValueError(f"experiment {experiment!r} has no architecture {arch!r}")
+    task = exp["task"]
+    if task == "mwg":
+        return len(mwg.TEST_INTERVALS) * (2 if "select_best" in exp else 1)
+    if task in REFERENCE_TASKS:
+        generated = len(set(exp.get("tasks", (0, 1, 2)))) if task == "multitask" else 1
+        return generated + (REFERENCE_TASKS[task] if reference else 0)
+    if task == "eft":
+        return 2 if "select_best" in exp else 1
+    raise ValueError(f"unknown task {task!r}")
+
+
+def expected_table(experiments: Mapping[str, Any], experiment: str, arch: str) -> dict:
+    """What one seed's ``metrics.csv`` must hold, for :func:`nmrnn.pipeline.collect_tables`:
+    ``columns`` in order, the ``required`` ones (never empty) and the allowed row counts
+    (``rows``: the multitask ones with and without the optional authors' frozen test set)."""
+    columns = columns_of(experiments[experiment])
+    counts = {expected_rows(experiments, experiment, arch, ref) for ref in (False, True)}
+    return {
+        "columns": list(columns),
+        "required": [c for c in columns if c not in MAY_BE_EMPTY],
+        "rows": sorted(counts),
+    }
+
+
 def evaluate(
     experiments: Mapping[str, Any],
     experiment: str,
@@ -138,13 +197,25 @@ def evaluate(
     data_tree: Mapping[str, Any],
     reference_testset: str | None = None,
 ) -> pd.DataFrame:
-    """Tidy scores of one trained seed on its experiment's test set(s)."""
+    """Tidy scores of one trained seed on its experiment's test set(s).
+
+    ``data_tree``: the seed's task data, as a tree (:func:`nmrnn.io.load_tree`) or as TaskData
+    per split (:func:`nmrnn.io.load_task_data`). The rows are checked against
+    :func:`expected_rows` and :data:`COLUMNS`, which the metrics tables are checked with."""
     exp = experiments[experiment]
     model = build_model(ex.model_settings(experiments, experiment, arch))
-    test = tree_taskdata(data_tree["test"])
+    test = data_tree["test"]
+    test = test if isinstance(test, TaskData) else tree_taskdata(test)
     task = exp["task"]
+    ref = None
     if task == "mwg":
         frame = mwg_rows(model, variables, test)
+        selected = selected_variables(variables) if "select_best" in exp else None
+        if selected is not None:  # final and selected parameters, as for EFT
+            frame.insert(0, "checkpoint", "final")
+            chosen = mwg_rows(model, selected, test)
+            chosen.insert(0, "checkpoint", "selected")
+            frame = pd.concat([frame, chosen], ignore_index=True)
     elif task in ("multitask", "multitask_transfer"):
         frames = [multitask_rows(model, variables, test, "generated")]
         ref = reference_subset(reference_testset, task) if reference_testset else None
@@ -161,4 +232,11 @@ def evaluate(
     frame.insert(0, "arch", arch)
     frame.insert(0, "experiment", experiment)
     frame["n_parameters"] = ex.n_parameters(experiments, experiment, arch)
+    rows = expected_rows(experiments, experiment, arch, reference=ref is not None)
+    columns = columns_of(exp)
+    if len(frame) != rows or tuple(frame.columns) != columns:
+        raise RuntimeError(
+            f"evaluation of {experiment}/{arch} seed {seed} gave {len(frame)} rows with columns "
+            f"{list(frame.columns)}; expected_rows and columns_of say {rows} with {columns}"
+        )
     return frame

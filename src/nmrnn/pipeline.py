@@ -18,7 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from nmrnn.io import environment_info, load_tree, save_tree, write_json
+from nmrnn.io import (
+    environment_info,
+    load_task_data,
+    load_tree,
+    read_csv_checked,
+    save_tree,
+    unreadable,
+    write_csv,
+    write_json,
+    write_text,
+)
 
 
 @contextlib.contextmanager
@@ -122,12 +132,11 @@ def train_block(
 
     use_compilation_cache(compilation_cache)
     from nmrnn import experiments as ex
-    from nmrnn.io import tree_taskdata
 
     experiments = json.loads(json.dumps(experiments))  # plain, mutable copy
     if reset_optimizer_every:
         experiments[experiment].setdefault("optimizer", {})["reset_every"] = reset_optimizer_every
-    data = [{k: tree_taskdata(v) for k, v in load_tree(f).items()} for f in data_files]
+    data = [load_task_data(f) for f in data_files]
     pretrained = [load_tree(f) for f in pretrained_files] or None
     settings = ex.model_settings(experiments, experiment, arch)
     log(
@@ -175,8 +184,13 @@ def train_block(
         chosen = dict(zip(seeds, result.best_step.tolist(), strict=True))
         log(f"selected parameters (steps trained) per seed: {chosen}")
     save_tree(output, block)
-    Path(checkpoint).unlink(missing_ok=True)
-    log(f"done in {result.wall_s:.1f} s ({result.compile_s:.1f} s compiling)")
+    # The final checkpoint stays: if Snakemake reruns this job (it deletes the block first, e.g.
+    # after a task-data file was regenerated with the same content), the same run and code
+    # return the result from it without training again.
+    if result.resumed_from == result.losses.shape[1]:
+        log(f"restored from the finished checkpoint {checkpoint} (no training needed)")
+    else:
+        log(f"done in {result.wall_s:.1f} s ({result.compile_s:.1f} s compiling)")
 
 
 def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, losses_out: str):
@@ -185,8 +199,12 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
     With checkpoint selection, the variables file also holds the selected parameters as the
     collection ``selected_params`` (read by :func:`nmrnn.evaluation.selected_variables`), the
     metadata their ``selected_step``, and the curve a ``validation_loss`` column (empty where
-    not computed)."""
+    not computed). Every output is written atomically; a block whose losses do not hold the
+    steps of its stages (from its metadata) is refused, naming it."""
     block = load_tree(block_file)
+    missing = [k for k in ("seeds", "meta", "variables", "losses") if k not in block]
+    if missing:
+        raise unreadable(block_file, f"not a training block (no {', '.join(missing)})")
     seeds = [int(s) for s in np.atleast_1d(block["seeds"])]
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in training block {block_file} (seeds {seeds})")
@@ -195,7 +213,10 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
         col: {name: np.asarray(a)[i] for name, a in leaves.items()}
         for col, leaves in block["variables"].items()
     }
-    meta = json.loads(str(block["meta"]))
+    try:
+        meta = json.loads(str(block["meta"]))
+    except ValueError as error:
+        raise unreadable(block_file, f"its metadata is not JSON ({error})") from error
     meta["seed"] = seed
     validation = None
     if "selected_params" in block:
@@ -204,22 +225,64 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
         }
         meta["selected_step"] = int(np.asarray(block["selected_step"])[i])
         validation = np.asarray(block["validation_losses"])[i]
-    save_tree(params_out, variables)
-    write_json(meta_out, meta)
-    losses = np.asarray(block["losses"])[i]
+    losses = np.asarray(block["losses"])
+    expected = _trained_steps(meta, block_file)
+    if losses.ndim != 2 or losses.shape != (len(seeds), expected):
+        raise unreadable(
+            block_file,
+            f"losses of shape {losses.shape} but {len(seeds)} seeds x {expected} steps (the "
+            f"stages of {meta.get('experiment')}/{meta.get('arch')} in its metadata)",
+        )
+    losses = losses[i]
     if validation is not None and validation.shape != losses.shape:
         raise ValueError(
             f"{block_file}: {validation.size} validation entries for {losses.size} steps"
         )
-    Path(losses_out).parent.mkdir(parents=True, exist_ok=True)
-    with open(losses_out, "w") as f:
-        f.write("step,loss" if validation is None else "step,loss,validation_loss")
-        for step, value in enumerate(losses):
-            f.write(f"\n{step},{value:.7g}")
-            if validation is not None:  # empty where no validation loss was computed
-                checked = validation[step]
-                f.write(f",{checked:.7g}" if np.isfinite(checked) else ",")
-        f.write("\n")
+    lines = ["step,loss" if validation is None else "step,loss,validation_loss"]
+    for step, value in enumerate(losses):
+        line = f"{step},{value:.7g}"
+        if validation is not None:  # empty where no validation loss was computed
+            checked = validation[step]
+            line += f",{checked:.7g}" if np.isfinite(checked) else ","
+        lines.append(line)
+    save_tree(params_out, variables)
+    write_json(meta_out, meta)
+    write_text(losses_out, "\n".join(lines) + "\n")
+
+
+def run_steps(settings: Mapping[str, Any], arch: str) -> int:
+    """The steps one architecture of an experiment trains: the sum of its stages' steps (after
+    step scaling, as in :func:`nmrnn.config.scaled_experiments`)."""
+    return sum(int(stage["steps"]) for stage in settings["archs"][arch]["stages"])
+
+
+def trained_steps(experiments: Mapping[str, Any], runs: Sequence[Sequence[Any]]) -> list[int]:
+    """:func:`run_steps` of each (experiment, arch, ...) run: the steps each ``losses.csv`` of a
+    curves table holds (the ``steps`` of :func:`curves_table`)."""
+    return [run_steps(experiments[run[0]], run[1]) for run in runs]
+
+
+def metrics_expectations(
+    experiments: Mapping[str, Any], paths: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """What each per-seed ``<results>/<experiment>/<arch>/seed<s>/metrics.csv`` in ``paths`` must
+    hold (:func:`nmrnn.evaluation.expected_table`), by path: the ``expected`` of
+    :func:`collect_tables`."""
+    from nmrnn.evaluation import expected_table
+
+    expected = {}
+    for path in paths:
+        experiment, arch = Path(path).parts[-4:-2]
+        expected[str(path)] = expected_table(experiments, experiment, arch)
+    return expected
+
+
+def _trained_steps(meta: Mapping[str, Any], block_file: str) -> int:
+    """The steps a training block's run trains, from its metadata."""
+    try:
+        return run_steps(meta["experiment_settings"], meta["arch"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise unreadable(block_file, f"metadata without the stages' steps ({error!r})") from error
 
 
 def evaluate_seed(
@@ -241,21 +304,39 @@ def evaluate_seed(
     from nmrnn.evaluation import evaluate
 
     variables = load_tree(params_file)
-    frame = evaluate(
-        experiments, experiment, arch, seed, variables, load_tree(data_file), reference_testset
-    )
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
+    data = load_task_data(data_file, splits=("test",))
+    frame = evaluate(experiments, experiment, arch, seed, variables, data, reference_testset)
+    write_csv(output, frame, index=False)
 
 
-def collect_tables(inputs: Sequence[str], output: str) -> None:
-    """Concatenate per-seed metric tables into one tidy CSV."""
+def collect_tables(
+    inputs: Sequence[str], output: str, expected: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Concatenate per-seed metric tables into one tidy CSV.
+
+    Each input must be whole: ending with a newline and parsing as CSV; with ``expected`` (per
+    input path, from :func:`nmrnn.evaluation.expected_table`: its ``columns``, the ``required``
+    ones that may not be empty and the allowed ``rows`` counts) it must also match that. A file
+    that does not raises :class:`nmrnn.io.UnreadableFile` naming it."""
     import pandas as pd
 
-    frames = [pd.read_csv(f) for f in inputs]
+    frames = []
+    for path in inputs:
+        spec = None if expected is None else expected.get(str(path))
+        if expected is not None and spec is None:
+            raise ValueError(f"no expected rows and columns given for {path}")
+        if spec is None:
+            frames.append(read_csv_checked(path))
+            continue
+        frame = read_csv_checked(path, [spec["columns"]], spec["required"])
+        if len(frame) not in spec["rows"]:
+            counts = " or ".join(str(n) for n in spec["rows"])
+            raise unreadable(
+                path, f"{len(frame)} rows where the config gives {counts} (cut short?)"
+            )
+        frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    write_csv(output, table, index=False)
 
 
 def bin_losses(losses: Sequence[float], validation: Sequence[float] | None, bins: int):
@@ -275,25 +356,56 @@ def bin_losses(losses: Sequence[float], validation: Sequence[float] | None, bins
 
 
 def curves_table(
-    inputs: Sequence[str], runs: Sequence[tuple[str, str, int]], output: str, bins: int = 100
+    inputs: Sequence[str],
+    runs: Sequence[tuple[str, str, int]],
+    output: str,
+    bins: int = 100,
+    steps: Sequence[int] | None = None,
 ) -> None:
     """One tidy CSV of binned loss curves: a row per (experiment, arch, seed, bin) with the mean
     training loss and the last validation loss of the bin (empty without checkpoint selection).
-    ``runs`` names the (experiment, arch, seed) of each ``losses.csv`` in ``inputs``."""
+    ``runs`` names the (experiment, arch, seed) of each ``losses.csv`` in ``inputs``; ``steps``,
+    the steps each run trains (the sum of its stages' steps in the config). A loss file that is
+    cut short or holds other steps than 0, 1, ..., steps - 1 raises
+    :class:`nmrnn.io.UnreadableFile` naming it."""
     import pandas as pd
 
     if len(inputs) != len(runs):
         raise ValueError(f"{len(inputs)} loss files but {len(runs)} runs named")
+    if steps is not None and len(steps) != len(runs):
+        raise ValueError(f"{len(steps)} step counts for {len(runs)} runs")
     rows = []
-    for path, (experiment, arch, seed) in zip(inputs, runs, strict=True):
-        curve = pd.read_csv(path)
+    for i, (path, (experiment, arch, seed)) in enumerate(zip(inputs, runs, strict=True)):
+        curve = read_csv_checked(path, LOSS_COLUMNS, ("step", "loss"))
+        expected = None if steps is None else int(steps[i])
+        _check_steps(path, curve["step"], expected, experiment, arch)
         validation = curve["validation_loss"] if "validation_loss" in curve else None
         for start, end, loss, checked in bin_losses(curve["loss"], validation, bins):
             rows.append((experiment, arch, int(seed), start, end, loss, checked))
     columns = ["experiment", "arch", "seed", "step_start", "step_end", "train_loss",
                "validation_loss"]  # fmt: skip
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=columns).to_csv(output, index=False, float_format="%.6g")
+    write_csv(output, pd.DataFrame(rows, columns=columns), index=False, float_format="%.6g")
+
+
+LOSS_COLUMNS = (("step", "loss"), ("step", "loss", "validation_loss"))
+
+
+def _check_steps(path: str, found, expected: int | None, experiment: str, arch: str) -> None:
+    """A loss file holds the steps 0, 1, ..., expected - 1, in order."""
+    found = np.asarray(found)
+    n = found.size
+    span = f"steps {found[0]}..{found[-1]}" if n else "no steps"
+    if expected is not None and n != expected:
+        raise unreadable(
+            path,
+            f"{n} steps ({span}) where {experiment}/{arch} trains {expected} "
+            f"(steps 0..{expected - 1}); cut short or from another config",
+        )
+    consecutive = np.arange(n)
+    if not np.array_equal(found, consecutive):
+        first = int(np.argmax(found != consecutive))
+        raise unreadable(path, f"steps are not 0, 1, 2, ... ({span}; line {first + 2} is off)")
 
 
 def write_provenance(config: Mapping[str, Any], benchmark_files: Sequence[str], output: str):

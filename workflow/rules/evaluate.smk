@@ -1,3 +1,6 @@
+from nmrnn.pipeline import metrics_expectations, trained_steps
+
+
 rule evaluate:
     """Score one trained seed on its test set(s) (and the authors' frozen set for multitask)."""
     input:
@@ -25,6 +28,8 @@ rule metrics_table:
         f"{FIGURES}/metrics/{{table}}.csv",
     wildcard_constraints:
         table="|".join(TABLE_FIGURE),
+    params:
+        expected=lambda wc: metrics_expectations(EXPERIMENTS, figure_metrics_inputs(wc)),
     log:
         f"{RESULTS}/logs/metrics_table/{{table}}.log",
     conda:
@@ -44,6 +49,7 @@ rule curves_table:
     params:
         runs=curve_runs,
         bins=config["curve_bins"],
+        steps=lambda wc: trained_steps(EXPERIMENTS, curve_runs(wc)),
     log:
         f"{RESULTS}/logs/curves_table/{{table}}.log",
     conda:

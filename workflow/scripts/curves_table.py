@@ -4,4 +4,5 @@ from nmrnn.pipeline import curves_table, log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    curves_table(list(sm.input), [tuple(r) for r in sm.params.runs], sm.output[0], sm.params.bins)
+    runs = [tuple(r) for r in sm.params.runs]
+    curves_table(list(sm.input), runs, sm.output[0], sm.params.bins, sm.params.steps)

@@ -324,10 +324,23 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
     """Claim rows for SPEC §6 claims 1 and 2 from the ``mwg`` metrics table.
 
     Per seed, an architecture's MSE on a group of intervals is the mean of its per-interval MSEs.
-    Rows whose architectures are missing from the table are skipped.
+    Rows whose architectures are missing from the table are skipped. With a ``checkpoint``
+    column (runs with checkpoint selection, ``select_best``), the rows are made for the final
+    parameters (ids ``1-…``, ``2-…``) and again for the selected ones (ids ``…-selected``).
     """
     if "experiment" in metrics:
         metrics = metrics[metrics["experiment"] == EXPERIMENT]
+    if "checkpoint" not in metrics:
+        return _claim_rows(metrics)
+    rows = _claim_rows(metrics[metrics["checkpoint"] == "final"])
+    for row in _claim_rows(metrics[metrics["checkpoint"] == "selected"]):
+        row["claim"] += "-selected"
+        row["metric"] = "parameters kept by checkpoint selection (select_best): " + row["metric"]
+        rows.append(row)
+    return rows
+
+
+def _claim_rows(metrics: pd.DataFrame) -> list[dict]:
     rows: list[dict] = []
     alpha = cl.ALPHA
 

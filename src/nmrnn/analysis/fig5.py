@@ -476,8 +476,9 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
     rows += _claim_rows(
         metrics[metrics["checkpoint"] == "selected"],
         "-selected",
-        "test MSE of each seed's parameters with the lowest loss on its held-out validation "
-        "batch (median across seeds)",
+        "test MSE of each seed's parameters kept by checkpoint selection (select_best: the "
+        "lowest loss on held-out validation trials, or on a training minibatch under the "
+        "authors' protocol; median across seeds)",
     )
     return rows
 
@@ -502,7 +503,7 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
         "test MSE that the test then uses: a selection step that favours the NM-RNN (the "
         "4-config-* rows give every config)"
     )
-    label = " (validation-selected parameters)" if suffix else ""
+    label = " (parameters kept by checkpoint selection)" if suffix else ""
     rows: list[dict] = []
 
     if "lstm" in values:

@@ -360,6 +360,8 @@ def draw_ablations(axes, analysis, colors):
 def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_pdf: str) -> None:
     """Draw Figure 3 from the analysis dict (see :mod:`nmrnn.analysis.fig3`) and the ``mwg``
     metrics table; write PNG and PDF."""
+    if "checkpoint" in metrics:  # with checkpoint selection: the figure shows final parameters
+        metrics = metrics[metrics["checkpoint"] == "final"]
     if "experiment" in metrics:
         metrics = metrics[metrics["experiment"] == "mwg"]
     archs = _arch_order(metrics, analysis)
