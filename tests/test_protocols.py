@@ -89,3 +89,33 @@ def test_write_protocols_writes_table_and_figure(tmp_path):
     again = pd.read_csv(csv)
     assert list(again["variant"]) == list(table["variant"])
     np.testing.assert_allclose(again["ratio"], table["ratio"], rtol=1e-5)
+
+
+def test_eft_side_best_is_the_lowest_median_nmrnn_configuration():
+    rows = []
+    for arch, level in (("nmrnn_a", 5.0), ("nmrnn_b", 1.0), ("lstm", 0.1), ("lrrnn", 35.0)):
+        for seed in range(10):
+            for checkpoint, factor in (("final", 1.0), ("selected", 0.5)):
+                rows.append(
+                    {
+                        "experiment": "eft",
+                        "arch": arch,
+                        "seed": seed,
+                        "checkpoint": checkpoint,
+                        "mse": level * factor * (1 + 0.01 * seed),
+                    }
+                )
+    table = pd.DataFrame(rows)  # fmt: skip
+    comparisons = [
+        {"variant": "v", "nm": {"table": "t", "arch": "best", "checkpoint": "selected"},
+         "baseline": {"table": "t", "arch": "lstm", "checkpoint": "selected"}},
+        {"variant": "w", "claims": ["4-lrrnn"], "nm": {"table": "t", "arch": "best"},
+         "baseline": {"table": "t", "arch": "lrrnn"}},
+    ]  # fmt: skip
+    result, _ = protocol_table(pd.DataFrame(), {"t": table}, comparisons)
+    lstm = result[result["claim"] == "4-lstm"].iloc[0]
+    assert lstm["nm"] == "t:nmrnn_b (selected)"
+    assert lstm["median_nm"] == pytest.approx(0.5 * 1.045, rel=1e-3)
+    assert not lstm["holds"]  # 10x the LSTM's MSE: not LSTM level
+    lrrnn = result[result["claim"] == "4-lrrnn"].iloc[0]
+    assert lrrnn["holds"] and lrrnn["p_value"] < 1e-3

@@ -152,9 +152,11 @@ def _check_protocols(config: dict) -> None:
             exp = side.get("experiment", "mwg")
             if exp not in exps:
                 raise ConfigError(f"{where}.experiment: {exp!r} is not an experiment of this run")
-            if exps[exp]["task"] != "mwg":
-                raise ConfigError(f"{where}.experiment: {exp!r} is not an MWG experiment")
-            if side["arch"] not in exps[exp]["archs"]:
+            if exps[exp]["task"] not in ("mwg", "eft"):
+                raise ConfigError(f"{where}.experiment: {exp!r} is not an MWG or EFT experiment")
+            if side["arch"] == "best" and exps[exp]["task"] == "eft":
+                pass  # the best NM-RNN configuration of the experiment
+            elif side["arch"] not in exps[exp]["archs"]:
                 raise ConfigError(f"{where}.arch: {side['arch']!r} is not an architecture of {exp}")
             if side.get("checkpoint") == "selected" and "select_best" not in exps[exp]:
                 raise ConfigError(f"{where}.checkpoint: {exp} has no select_best")

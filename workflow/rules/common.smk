@@ -226,8 +226,10 @@ def protocol_metrics():
         for side in (comparison["nm"], comparison["baseline"]):
             if "table" not in side:
                 experiment = side.get("experiment", "mwg")
+                archs = EXPERIMENTS[experiment]["archs"] if side["arch"] == "best" else [side["arch"]]
                 files.update(
-                    f"{RESULTS}/{experiment}/{side['arch']}/seed{s}/metrics.csv"
+                    f"{RESULTS}/{experiment}/{arch}/seed{s}/metrics.csv"
+                    for arch in archs
                     for s in seeds_of(experiment)
                 )
     return sorted(files)
