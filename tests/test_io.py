@@ -67,7 +67,7 @@ def test_truncated_npz_is_named(tree_file, size):
     message = one_line(error)
     assert message.startswith(f"{tree_file}: ")
     assert "empty" in message if size == 0 else "truncated or corrupt" in message
-    assert "delete it and rerun snakemake" in message
+    assert "--force" in message and "regenerate it with `snakemake" in message
 
 
 def test_random_bytes_are_named(tmp_path):
@@ -76,7 +76,7 @@ def test_random_bytes_are_named(tmp_path):
     with pytest.raises(UnreadableFile) as error:
         load_tree(path)
     message = one_line(error)
-    assert str(path) in message and "pickled" in message and "rerun snakemake" in message
+    assert str(path) in message and "pickled" in message and "--force" in message
 
 
 def test_corrupt_member_is_named(tree_file):
@@ -277,7 +277,7 @@ def test_metrics_cut_mid_row_are_named(metrics_files, tmp_path):
         collect_tables(files, str(out), expected)
     message = one_line(error)
     assert message.startswith(f"{path}: it ends in the middle of a line (cut short at 400 bytes)")
-    assert message.endswith("delete it and rerun snakemake to regenerate it")
+    assert message.endswith("(plus the --profile or --cores you run the pipeline with)")
     assert not out.exists()
 
 
@@ -433,7 +433,7 @@ def test_curve_cut_at_a_line_end_names_the_steps_found_and_expected(loss_files, 
         curves_table(files, runs, str(out), 8, steps)
     message = one_line(error)
     assert message.startswith(f"{files[0]}: 52 steps (steps 0..51) where mwg/lstm trains 140 ")
-    assert "rerun snakemake" in message and not out.exists()
+    assert "--force" in message and not out.exists()
 
 
 def test_curve_cut_mid_line_is_named(loss_files, tmp_path):

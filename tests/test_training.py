@@ -264,6 +264,24 @@ def test_checkpoint_of_other_batch_settings_or_data_is_not_resumed(tmp_path, cha
     assert (tmp_path / "run.stale.npz").exists()
 
 
+def test_set_aside_checkpoints_are_kept_and_reused_when_the_config_comes_back(tmp_path):
+    """A config changed and changed back: the first run's finished checkpoint, set aside by the
+    second run, is put back in use (no retraining); set-aside files never overwrite each
+    other."""
+    ckpt = tmp_path / "run.npz"
+    first = run(ALL, checkpoint=ckpt, fingerprint_extra={"batch": 8})
+    run(ALL, checkpoint=ckpt, fingerprint_extra={"batch": 32})  # sets the first one aside
+    lines = []
+    again = run(ALL, checkpoint=ckpt, log=lines.append, fingerprint_extra={"batch": 8})
+    assert any("back in use" in line for line in lines)
+    assert again.resumed_from == 100 and not any(PROGRESS.search(line) for line in lines)
+    np.testing.assert_array_equal(again.losses, first.losses)
+    # the batch-32 run's checkpoint was set aside in turn, next to nothing it overwrote
+    run(ALL, checkpoint=ckpt, fingerprint_extra={"batch": 64})
+    aside = sorted(p.name for p in tmp_path.glob("run.stale*.npz"))
+    assert aside == ["run.stale.1.npz", "run.stale.npz"]
+
+
 @pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty"])
 def test_damaged_checkpoint_is_set_aside_and_training_restarts(tmp_path, vmapped_run, damage):
     ckpt = tmp_path / "run.npz"

@@ -22,7 +22,6 @@ import numpy as np
 
 import nmrnn
 
-REGENERATE = "delete it and rerun snakemake to regenerate it"
 
 
 class UnreadableFile(ValueError):
@@ -33,8 +32,9 @@ class UnreadableFile(ValueError):
 
 def unreadable(path: str | Path, problem: str, hint: str | None = None) -> UnreadableFile:
     """An :class:`UnreadableFile` for ``path``: '<path>: <problem>; <hint>' on one line (the hint
-    defaults to deleting the file and rerunning snakemake)."""
-    text = f"{path}: {problem}; {hint or REGENERATE}"
+    defaults to the command that rewrites just that file, :func:`regenerate_command`: deleting
+    it is not enough while the files made from it are up to date)."""
+    text = f"{path}: {problem}; {hint or regenerate_command(path)}"
     return UnreadableFile(" ".join(text.split()))
 
 
@@ -136,7 +136,7 @@ def load_tree(path: str | Path, hint: str | None = None) -> dict:
 
     Raises FileNotFoundError if ``path`` is missing and :class:`UnreadableFile` naming it if it
     cannot be read (truncated, corrupt, not an .npz archive); ``hint`` says what to do then
-    (default: delete it and rerun snakemake)."""
+    (default: :func:`regenerate_command`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"missing file {path}")

@@ -424,10 +424,38 @@ def _code_digest() -> str:
 
 
 def _set_aside(checkpoint: Path, suffix: str) -> Path:
-    """Move a checkpoint that cannot be resumed out of the way (never deleted)."""
-    aside = checkpoint.with_name(checkpoint.name.removesuffix(".npz") + suffix)
+    """Move a checkpoint that cannot be resumed out of the way, to ``<name><suffix>`` or, if that
+    exists, ``<name><suffix without .npz>.1.npz``, ``.2.npz``, ...: never deleted or
+    overwritten."""
+    stem = checkpoint.name.removesuffix(".npz")
+    aside, n = checkpoint.with_name(stem + suffix), 0
+    while aside.exists():
+        n += 1
+        aside = checkpoint.with_name(f"{stem}{suffix.removesuffix('.npz')}.{n}.npz")
     os.replace(checkpoint, aside)
     return aside
+
+
+def _checkpoint_meta(path: Path) -> dict | None:
+    """The metadata of a checkpoint file, or None if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+        int(meta["step"])
+        return meta
+    except Exception:  # noqa: BLE001 - unreadable: handled by the caller
+        return None
+
+
+def _set_aside_match(checkpoint: Path, protocol: str, total: int) -> Path | None:
+    """A checkpoint of this run among those set aside as stale (the config went back to this
+    run's settings after another run had moved it aside), or None."""
+    stem = checkpoint.name.removesuffix(".npz")
+    for path in sorted(checkpoint.parent.glob(f"{stem}.stale*.npz")):
+        meta = _checkpoint_meta(path)
+        if meta is not None and meta.get("protocol") == protocol and int(meta["step"]) <= total:
+            return path
+    return None
 
 
 def train(
@@ -520,6 +548,16 @@ def train(
             extra=fingerprint_extra,
         )
         code = _code_digest()
+        current = _checkpoint_meta(checkpoint) if checkpoint.exists() else None
+        if not checkpoint.exists() or (current and current.get("protocol") != protocol):
+            match = _set_aside_match(checkpoint, protocol, total)
+            if match is not None:
+                if checkpoint.exists():
+                    aside = _set_aside(checkpoint, ".stale.npz")
+                    log(f"{tag}checkpoint {checkpoint} belongs to another run; moved to "
+                        f"{aside.name}")  # fmt: skip
+                os.replace(match, checkpoint)
+                log(f"{tag}the set-aside checkpoint {match.name} belongs to this run: back in use")
     meta = None
     if checkpoint is not None and checkpoint.exists():
         try:
