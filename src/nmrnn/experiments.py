@@ -159,34 +159,103 @@ def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[s
     raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
-def batch_function(exp: Mapping[str, Any]) -> Callable[[Any, jax.Array], TaskData]:
-    """``batch_fn(data, key)`` of the training engine for an experiment's task."""
+# How an architecture draws its training batches from a multitask pool (its ``data`` settings).
+DATA_PROTOCOL = {
+    "pool_trials": None,  # use only the first n trials of the seed's (shuffled) pool
+    "noise": "fresh",  # input noise: a fresh draw per batch, one draw kept all run, or none
+    "noise_channels": "sensory",  # which input rows get it: the sensory ones or all
+    "context_noise": "fresh",  # transfer: the old contexts' noise, fresh or one draw kept
+    "batch": None,  # trials per step (None: the experiment's batch) or "full": the whole pool
+}
+MULTITASK_TASKS = ("multitask", "multitask_transfer")
+
+
+def data_protocol(exp: Mapping[str, Any], arch: str | None = None) -> dict:
+    """How one architecture of a multitask experiment draws its batches: :data:`DATA_PROTOCOL`
+    with the experiment's batch size, overridden by the architecture's ``data`` settings (the
+    authors gave their NM-RNN and their baselines different trial counts and noise)."""
+    out = dict(DATA_PROTOCOL, batch=exp.get("batch", 100))
+    if arch is not None:
+        out.update(exp["archs"].get(arch, {}).get("data", {}))
+    return out
+
+
+def _fixed_key(data, which: int) -> jax.Array:
+    """A key of the seed kept for the whole run (fixed noise draws), from its data."""
+    return jax.random.fold_in(jax.random.wrap_key_data(data["fixed_key"]), which)
+
+
+def _with_noise(batch: TaskData, key: jax.Array, std: float, channels: str) -> TaskData:
+    if channels == "sensory":
+        return _with_sensory_noise(batch, key, std)
+    if not std:
+        return batch
+    return batch._replace(inputs=batch.inputs + std * jax.random.normal(key, batch.inputs.shape))
+
+
+def _draw(pool: TaskData, key: jax.Array, size) -> TaskData:
+    if size == "full":
+        return pool
+    idx = jax.random.randint(key, (int(size),), 0, pool.inputs.shape[0])
+    return jax.tree.map(lambda a: a[idx], pool)
+
+
+def _pool(data, proto: Mapping[str, Any], std: float) -> TaskData:
+    """The seed's pool as the architecture sees it: its first ``pool_trials`` trials, with the
+    run's one noise draw added if ``noise`` is ``fixed``."""
+    pool = data["train"]
+    if proto["pool_trials"]:
+        pool = jax.tree.map(lambda a: a[: int(proto["pool_trials"])], pool)
+    if proto["noise"] == "fixed":
+        pool = _with_noise(pool, _fixed_key(data, 0), std, proto["noise_channels"])
+    return pool
+
+
+def needs_fixed_key(proto: Mapping[str, Any]) -> bool:
+    return proto["noise"] == "fixed" or proto["context_noise"] == "fixed"
+
+
+def batch_function(
+    exp: Mapping[str, Any], arch: str | None = None
+) -> Callable[[Any, jax.Array], TaskData]:
+    """``batch_fn(data, key)`` of the training engine for an experiment's task (and, for the
+    multitask tasks, an architecture's :func:`data_protocol`)."""
     task = exp["task"]
     if task == "mwg":
         return lambda data, key: data["train"]
     if task == "multitask":
-        size, noise = exp["batch"], exp.get("input_noise_std", 0.0)
+        noise = exp.get("input_noise_std", 0.0)
+        proto = data_protocol(exp, arch)
 
         def multitask_batch(data, key):
             k_idx, k_noise = jax.random.split(key)
-            pool = data["train"]
-            idx = jax.random.randint(k_idx, (size,), 0, pool.inputs.shape[0])
-            batch = jax.tree.map(lambda a: a[idx], pool)
-            return _with_sensory_noise(batch, k_noise, noise)
+            batch = _draw(_pool(data, proto, noise), k_idx, proto["batch"])
+            if proto["noise"] == "fresh":
+                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
+            return batch
 
         return multitask_batch
     if task == "multitask_transfer":
-        size, noise = exp["batch"], exp.get("input_noise_std", 0.0)
+        noise = exp.get("input_noise_std", 0.0)
         ctx_std = exp.get("context_noise_std", 0.1)
         old = tuple(range(multitask.N_SENSORY, multitask.N_SENSORY + 3))
+        proto = data_protocol(exp, arch)
 
         def transfer_batch(data, key):
             k_idx, k_noise, k_ctx = jax.random.split(key, 3)
-            pool = data["train"]
-            idx = jax.random.randint(k_idx, (size,), 0, pool.inputs.shape[0])
-            batch = _with_sensory_noise(jax.tree.map(lambda a: a[idx], pool), k_noise, noise)
-            inputs = multitask.noisy_old_contexts(k_ctx, batch.inputs, old, ctx_std)
-            return batch._replace(inputs=inputs)
+            pool = _pool(data, proto, noise)
+            if proto["context_noise"] == "fixed":
+                inputs = multitask.noisy_old_contexts(
+                    _fixed_key(data, 1), pool.inputs, old, ctx_std
+                )
+                pool = pool._replace(inputs=inputs)
+            batch = _draw(pool, k_idx, proto["batch"])
+            if proto["noise"] == "fresh":
+                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
+            if proto["context_noise"] == "fresh":
+                inputs = multitask.noisy_old_contexts(k_ctx, batch.inputs, old, ctx_std)
+                batch = batch._replace(inputs=inputs)
+            return batch
 
         return transfer_batch
     if task == "eft":
@@ -329,15 +398,22 @@ def train_seeds(
         data = [make_task_data(exp, experiment, s) for s in seeds]
     data_keys = jnp.stack([jax.random.fold_in(data_key(experiment, s), 1) for s in seeds])
     chooser = selection(exp, data)
+    if exp["task"] in MULTITASK_TASKS and needs_fixed_key(data_protocol(exp, arch)):
+        data = [
+            {**d, "fixed_key": jax.random.key_data(jax.random.fold_in(data_key(experiment, s), 3))}
+            for d, s in zip(data, seeds, strict=True)
+        ]
     # What shapes the batches besides the data (batch size, noise, ...): part of the fingerprint
     # that decides whether a checkpoint resumes this run.
     shaping = {k: v for k, v in exp.items() if k not in ("archs", "seeds")}
+    if exp["archs"].get(arch, {}).get("data"):
+        shaping["arch_data"] = exp["archs"][arch]["data"]
     result = training.train(
         model,
         variables,
         stages(exp, arch),
         optimizer(exp),
-        batch_function(exp),
+        batch_function(exp, arch),
         stack(list(data)),
         data_keys,
         chunk_size=chunk_size,
@@ -358,6 +434,19 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
     exp = experiments[experiment]
     where = f"experiments.{experiment}"
     _check_selection(exp, f"{where}.select_best")
+    for arch, spec in exp["archs"].items():
+        if "data" not in spec:
+            continue
+        if exp["task"] not in MULTITASK_TASKS:
+            raise ConfigError(f"{where}.archs.{arch}.data: only the multitask tasks have one")
+        pool = exp.get("pool", 1000)
+        if exp["task"] == "multitask":
+            pool = exp.get("pool_per_task", 1000) * len(exp.get("tasks", (0, 1, 2)))
+        trials = spec["data"].get("pool_trials")
+        if trials and trials > pool:
+            raise ConfigError(
+                f"{where}.archs.{arch}.data.pool_trials: {trials} exceeds the pool of {pool} trials"
+            )
     for arch in exp["archs"]:
         try:
             model = build_model(model_settings(experiments, experiment, arch))
