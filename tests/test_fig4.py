@@ -299,3 +299,30 @@ def test_transfer_panel_labels_do_not_overlap():
         (i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])
     ]
     assert not overlapping
+
+
+def test_selected_parameters_are_scored_claimed_and_carried_into_transfer():
+    """With select_best on: train (the authors' rule) multitask metrics have final and selected
+    rows, claims are made for both, and the transfer starts from the selected parameters."""
+    from nmrnn.evaluation import evaluate, expected_table
+
+    final = _metrics({"nmrnn": GOOD, "lrrnn": BAD}, TRAINABLE).assign(checkpoint="final")
+    chosen = _metrics({"nmrnn": BAD, "lrrnn": GOOD}, TRAINABLE).assign(checkpoint="selected")
+    rows = _by_id(an.claims(pd.concat([final, chosen], ignore_index=True)))
+    assert rows["3-lrrnn"]["holds"] and not rows["3-lrrnn-selected"]["holds"]
+
+    exps = _tiny_experiments()
+    for name in exps:
+        exps[name]["select_best"] = {"on": "train", "every": 1}
+    model = build_model(ex.model_settings(exps, "multitask", "nmrnn"))
+    rng = np.random.default_rng(1)
+    variables = _random_variables(model, 6, rng)
+    variables["selected_params"] = _random_variables(model, 6, rng)["params"]
+    data = ex.make_task_data(exps["multitask"], "multitask", 0)
+    frame = evaluate(exps, "multitask", "nmrnn", 0, variables, data)
+    assert list(frame.columns) == expected_table(exps, "multitask", "nmrnn")["columns"]
+    assert list(frame["checkpoint"]) == ["final"] * 3 + ["selected"] * 3
+
+    _, start = ex.initial_variables(exps, "multitask_transfer", "nmrnn", [0], [variables])
+    widened = np.asarray(start["params"]["B_z"][0])
+    np.testing.assert_allclose(widened[:, :-1], variables["selected_params"]["B_z"], rtol=1e-6)

@@ -37,11 +37,14 @@ COLUMNS["multitask_transfer"] = COLUMNS["multitask"]
 
 def columns_of(exp: Mapping[str, Any]) -> tuple[str, ...]:
     """The metrics columns of one experiment: :data:`COLUMNS` of its task, with ``checkpoint``
-    (final / selected) after ``seed`` for an MWG experiment with checkpoint selection."""
+    (final / selected) after ``seed`` for an MWG or multitask experiment with checkpoint
+    selection (EFT always has the column)."""
     columns = COLUMNS[exp["task"]]
-    if exp["task"] == "mwg" and "select_best" in exp:
+    if exp["task"] != "eft" and "select_best" in exp:
         return columns[:3] + ("checkpoint",) + columns[3:]
     return columns
+
+
 MAY_BE_EMPTY = frozenset({"mse", "produced_interval", "loss"})
 # Tasks in the part of the authors' frozen test set each multitask experiment is scored on.
 REFERENCE_TASKS = {"multitask": 3, "multitask_transfer": 1}
@@ -169,7 +172,8 @@ def expected_rows(
         return len(mwg.TEST_INTERVALS) * (2 if "select_best" in exp else 1)
     if task in REFERENCE_TASKS:
         generated = len(set(exp.get("tasks", (0, 1, 2)))) if task == "multitask" else 1
-        return generated + (REFERENCE_TASKS[task] if reference else 0)
+        per_checkpoint = generated + (REFERENCE_TASKS[task] if reference else 0)
+        return per_checkpoint * (2 if "select_best" in exp else 1)
     if task == "eft":
         return 2 if "select_best" in exp else 1
     raise ValueError(f"unknown task {task!r}")
@@ -217,10 +221,21 @@ def evaluate(
             chosen.insert(0, "checkpoint", "selected")
             frame = pd.concat([frame, chosen], ignore_index=True)
     elif task in ("multitask", "multitask_transfer"):
-        frames = [multitask_rows(model, variables, test, "generated")]
         ref = reference_subset(reference_testset, task) if reference_testset else None
-        if ref is not None:
-            frames.append(multitask_rows(model, variables, ref, "authors_frozen"))
+        candidates = {"final": variables}
+        if "select_best" in exp:
+            candidates["selected"] = selected_variables(variables)
+        frames = []
+        for name, chosen in candidates.items():
+            if chosen is None:
+                raise ValueError(f"{experiment}/{arch} seed {seed}: no selected parameters")
+            part = [multitask_rows(model, chosen, test, "generated")]
+            if ref is not None:
+                part.append(multitask_rows(model, chosen, ref, "authors_frozen"))
+            part = pd.concat(part, ignore_index=True)
+            if "select_best" in exp:
+                part.insert(0, "checkpoint", name)
+            frames.append(part)
         frame = pd.concat(frames, ignore_index=True)
         frame.insert(0, "stage", "transfer" if task == "multitask_transfer" else "train_tasks")
         frame["n_trainable"] = ex.n_trainable(experiments, experiment, arch)
@@ -234,6 +249,8 @@ def evaluate(
     frame["n_parameters"] = ex.n_parameters(experiments, experiment, arch)
     rows = expected_rows(experiments, experiment, arch, reference=ref is not None)
     columns = columns_of(exp)
+    if set(frame.columns) == set(columns):
+        frame = frame[list(columns)]
     if len(frame) != rows or tuple(frame.columns) != columns:
         raise RuntimeError(
             f"evaluation of {experiment}/{arch} seed {seed} gave {len(frame)} rows with columns "

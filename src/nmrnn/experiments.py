@@ -311,7 +311,10 @@ def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
 
 
 # Tasks whose evaluation scores the selected parameters next to the final ones, by rule.
-SELECTION_TASKS = {"validation": ("eft",), "train": ("mwg", "eft")}
+SELECTION_TASKS = {
+    "validation": ("eft",),
+    "train": ("mwg", "multitask", "multitask_transfer", "eft"),
+}
 
 
 def _check_selection(exp: Mapping[str, Any], where: str) -> None:
@@ -362,11 +365,14 @@ def initial_variables(
     if "pretrained" in exp:
         if pretrained is None or len(pretrained) != len(seeds):
             raise ConfigError(f"experiment {experiment!r} needs pretrained variables per seed")
-        U_old, _ = task_dimensions(experiments[exp["pretrained"]])
+        source = experiments[exp["pretrained"]]
+        U_old, _ = task_dimensions(source)
+        # Under the authors' rule the source's kept parameters are its selected ones.
+        kept = "selected_params" if _selects_on(source) == "train" else "params"
         per_seed = [
             {
                 "params": add_input_column(
-                    model, dict(v["params"]), U_old, exp.get("new_column_init", 0.1)
+                    model, dict(v[kept]), U_old, exp.get("new_column_init", 0.1)
                 ),
                 "constants": v["constants"],
             }

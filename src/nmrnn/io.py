@@ -23,7 +23,6 @@ import numpy as np
 import nmrnn
 
 
-
 class UnreadableFile(ValueError):
     """A pipeline file that exists but cannot be used: truncated, corrupt, of another kind, or
     holding other rows or steps than its config implies. The message is one line naming the file,

@@ -379,6 +379,15 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
     needed = {"experiment", "arch", "seed", "task", "percent_correct"}
     if metrics is None or metrics.empty or not needed <= set(metrics.columns):
         return []
+    if "checkpoint" in metrics.columns:  # with checkpoint selection: final, then selected
+        rows = claims(metrics[metrics["checkpoint"] == "final"].drop(columns="checkpoint"))
+        for row in claims(metrics[metrics["checkpoint"] == "selected"].drop(columns="checkpoint")):
+            row["claim"] += "-selected"
+            row["metric"] = (
+                "parameters kept by checkpoint selection (select_best): " + row["metric"]
+            )
+            rows.append(row)
+        return rows
     frame = metrics[metrics["task"] == "memory_anti"]
     if "stage" in frame.columns:
         frame = frame[frame["stage"] == "transfer"]

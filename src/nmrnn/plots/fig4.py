@@ -410,6 +410,8 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_p
     ``multitask`` metrics table; write PNG and PDF."""
     seed = int(np.asarray(analysis.get("nmrnn_seed", -1)))
     metrics = pd.DataFrame() if metrics is None else metrics
+    if "checkpoint" in metrics:  # with checkpoint selection: the figure shows final parameters
+        metrics = metrics[metrics["checkpoint"] == "final"]
     if not metrics.empty and "testset" not in metrics:
         metrics = metrics.assign(testset="generated")
     if not metrics.empty:
