@@ -264,6 +264,16 @@ def plan_with(repo: Path, args: list[str], overlay: dict) -> str:
     return text
 
 
+def test_config_files_merged_in_another_order_change_nothing(smoke_repo):
+    """Params are compared by their text: the same settings reached through another list of
+    config files (config.yaml given again, before the overlay) must not look changed."""
+    repo, args = smoke_repo
+    files = ["config.yaml", "profiles/smoke/smoke.yaml"]
+    result = snakemake(*args, "-n", "--configfile", *files, cwd=repo)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
 def test_more_seeds_train_only_the_new_seeds(smoke_repo):
     """Raising MWG's seeds from 2 to 3 (2 seeds per job in the smoke profile) plans one new block
     per architecture and the new seed's task data; nothing trained is redone."""

@@ -1,4 +1,5 @@
 # Helpers only: config validation, the experimental design, and input functions.
+import json
 import re
 import sys
 from pathlib import Path
@@ -90,6 +91,12 @@ def _trimmed(name, arch):
     return trimmed
 
 
+def canonical(settings):
+    """Settings with every mapping's keys sorted: Snakemake compares params by their text, so
+    the order in which config files were merged must not make a job look changed."""
+    return json.loads(json.dumps(settings, sort_keys=True))
+
+
 def experiments_used(wildcards):
     """The settings one training or evaluation job depends on (its experiment and the one it
     starts from, trimmed), so adding seeds or editing another architecture does not rerun it."""
@@ -97,12 +104,12 @@ def experiments_used(wildcards):
     used = {wildcards.experiment: _trimmed(wildcards.experiment, wildcards.arch)}
     if "pretrained" in exp:
         used[exp["pretrained"]] = _trimmed(exp["pretrained"], wildcards.arch)
-    return used
+    return canonical(used)
 
 
 def figure_experiments(wildcards):
     """The settings of the experiments a figure draws."""
-    return {name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]}
+    return canonical({name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]})
 
 
 def trained_block(wildcards):
@@ -194,7 +201,7 @@ def curve_inputs(wildcards):
 def task_data_settings(wildcards):
     """What an experiment's task data depends on (not its seeds or architectures), so adding
     seeds or editing an architecture never regenerates the data every trained seed uses."""
-    return data_settings(EXPERIMENTS[wildcards.experiment])
+    return canonical(data_settings(EXPERIMENTS[wildcards.experiment]))
 
 
 def figure_table(wildcards):
