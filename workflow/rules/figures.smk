@@ -40,7 +40,7 @@ rule provenance:
     output:
         f"{FIGURES}/PROVENANCE.json",
     params:
-        config=config,
+        config=canonical(config),
     log:
         f"{RESULTS}/logs/provenance.log",
     conda:
