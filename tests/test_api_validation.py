@@ -208,21 +208,16 @@ def test_lrrnn_rank_above_n_raises():
         LRRNN(N=4, K=5, O=1)
 
 
+@pytest.mark.parametrize("cls", [VanillaRNN, LSTM])
 @pytest.mark.parametrize("field", ["N", "O"])
-def test_vanilla_nonpositive_size_raises(field):
-    with pytest.raises(ValueError, match=f"VanillaRNN: {field} must be a positive integer"):
-        VanillaRNN(**{"N": 6, "O": 1, field: 0})
+def test_full_rank_nonpositive_size_raises(cls, field):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: {field} must be a positive integer"):
+        cls(**{"N": 6, "O": 1, field: 0})
 
 
 def test_vanilla_nonpositive_tau_raises():
     with pytest.raises(ValueError, match="VanillaRNN: tau_x must be a positive number of steps"):
         VanillaRNN(N=6, O=1, tau_x=0)
-
-
-@pytest.mark.parametrize("field", ["N", "O"])
-def test_lstm_nonpositive_size_raises(field):
-    with pytest.raises(ValueError, match=f"LSTM: {field} must be a positive integer"):
-        LSTM(**{"N": 6, "O": 1, field: 0})
 
 
 def test_valid_models_build_and_run_batch_major():

@@ -192,6 +192,22 @@ def expected_table(experiments: Mapping[str, Any], experiment: str, arch: str) -
     }
 
 
+def _per_checkpoint(exp: Mapping[str, Any], variables, rows, where: str) -> pd.DataFrame:
+    """``rows(variables)`` of the final parameters; with checkpoint selection (``select_best``)
+    also of the selected ones, under a ``checkpoint`` column (``final`` / ``selected``)."""
+    if "select_best" not in exp:
+        return rows(variables)
+    selected = selected_variables(variables)
+    if selected is None:
+        raise ValueError(f"{where}: select_best is set but its parameters hold no selection")
+    frames = []
+    for name, chosen in (("final", variables), ("selected", selected)):
+        frame = rows(chosen)
+        frame.insert(0, "checkpoint", name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
 def evaluate(
     experiments: Mapping[str, Any],
     experiment: str,
@@ -212,31 +228,19 @@ def evaluate(
     test = test if isinstance(test, TaskData) else tree_taskdata(test)
     task = exp["task"]
     ref = None
+    where = f"{experiment}/{arch} seed {seed}"
     if task == "mwg":
-        frame = mwg_rows(model, variables, test)
-        selected = selected_variables(variables) if "select_best" in exp else None
-        if selected is not None:  # final and selected parameters, as for EFT
-            frame.insert(0, "checkpoint", "final")
-            chosen = mwg_rows(model, selected, test)
-            chosen.insert(0, "checkpoint", "selected")
-            frame = pd.concat([frame, chosen], ignore_index=True)
+        frame = _per_checkpoint(exp, variables, lambda v: mwg_rows(model, v, test), where)
     elif task in ("multitask", "multitask_transfer"):
         ref = reference_subset(reference_testset, task) if reference_testset else None
-        candidates = {"final": variables}
-        if "select_best" in exp:
-            candidates["selected"] = selected_variables(variables)
-        frames = []
-        for name, chosen in candidates.items():
-            if chosen is None:
-                raise ValueError(f"{experiment}/{arch} seed {seed}: no selected parameters")
+
+        def rows(chosen):
             part = [multitask_rows(model, chosen, test, "generated")]
             if ref is not None:
                 part.append(multitask_rows(model, chosen, ref, "authors_frozen"))
-            part = pd.concat(part, ignore_index=True)
-            if "select_best" in exp:
-                part.insert(0, "checkpoint", name)
-            frames.append(part)
-        frame = pd.concat(frames, ignore_index=True)
+            return pd.concat(part, ignore_index=True)
+
+        frame = _per_checkpoint(exp, variables, rows, where)
         frame.insert(0, "stage", "transfer" if task == "multitask_transfer" else "train_tasks")
         frame["n_trainable"] = ex.n_trainable(experiments, experiment, arch)
     elif task == "eft":

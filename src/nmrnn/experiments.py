@@ -20,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from nmrnn import training
-from nmrnn.architectures import ConfigError, build_model, match_size, parameter_count
+from nmrnn.architectures import (
+    ConfigError,
+    build_model,
+    match_size,
+    parameter_count,
+    parameter_groups,
+)
 from nmrnn.tasks import eft, multitask, mwg
 from nmrnn.tasks.common import TaskData
 
@@ -441,19 +447,8 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
     where = f"experiments.{experiment}"
     _check_selection(exp, f"{where}.select_best")
     for arch, spec in exp["archs"].items():
-        if "data" not in spec:
-            continue
-        if exp["task"] not in MULTITASK_TASKS:
-            raise ConfigError(f"{where}.archs.{arch}.data: only the multitask tasks have one")
-        pool = exp.get("pool", 1000)
-        if exp["task"] == "multitask":
-            pool = exp.get("pool_per_task", 1000) * len(exp.get("tasks", (0, 1, 2)))
-        trials = spec["data"].get("pool_trials")
-        if trials and trials > pool:
-            raise ConfigError(
-                f"{where}.archs.{arch}.data.pool_trials: {trials} exceeds the pool of {pool} trials"
-            )
-    for arch in exp["archs"]:
+        if "data" in spec:
+            _check_data_protocol(exp, spec["data"], f"{where}.archs.{arch}.data")
         try:
             model = build_model(model_settings(experiments, experiment, arch))
         except ConfigError as error:
@@ -463,13 +458,25 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
                 if message.startswith("experiments.")
                 else f"{where}.archs.{arch}: {message}"
             ) from None
-        groups = set(getattr(model, "PARAM_GROUPS", {})) | {"all"}
-        for i, stage in enumerate(exp["archs"][arch]["stages"]):
+        groups = set(parameter_groups(model)) | {"all"}
+        for i, stage in enumerate(spec["stages"]):
             if stage["trainable"] not in groups:
                 raise ConfigError(
                     f"{where}.archs.{arch}.stages.{i}.trainable: {stage['trainable']!r} is not a "
                     f"parameter group of a {type(model).__name__}; it has {sorted(groups)}"
                 )
+
+
+def _check_data_protocol(exp: Mapping[str, Any], data: Mapping[str, Any], where: str) -> None:
+    """An architecture's ``data`` settings: multitask tasks only, no more trials than the pool."""
+    if exp["task"] not in MULTITASK_TASKS:
+        raise ConfigError(f"{where}: only the multitask tasks have one")
+    pool = exp.get("pool", 1000)
+    if exp["task"] == "multitask":
+        pool = exp.get("pool_per_task", 1000) * len(exp.get("tasks", (0, 1, 2)))
+    trials = data.get("pool_trials")
+    if trials and trials > pool:
+        raise ConfigError(f"{where}.pool_trials: {trials} exceeds the pool of {pool} trials")
 
 
 def n_parameters(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:

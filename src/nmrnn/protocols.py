@@ -49,11 +49,13 @@ COLUMNS = (
 PROTOCOLS = ("matched", "switch", "control", "authors")
 
 
-def side_label(side: Mapping[str, Any]) -> str:
-    """'experiment/arch[ (selected)]' or 'table:arch[ (selected)]'."""
+def side_label(side: Mapping[str, Any], arch: str | None = None) -> str:
+    """'experiment/arch[ (selected)]' or 'table:arch[ (selected)]'; ``arch`` names the
+    architecture an ``arch: best`` side resolved to."""
     where = f"{side['table']}:" if side.get("table") else f"{side.get('experiment', 'mwg')}/"
     checkpoint = side.get("checkpoint", "final")
-    return f"{where}{side['arch']}" + ("" if checkpoint == "final" else f" ({checkpoint})")
+    name = arch or side["arch"]
+    return f"{where}{name}" + ("" if checkpoint == "final" else f" ({checkpoint})")
 
 
 def side_rows(metrics: pd.DataFrame, side: Mapping[str, Any]) -> pd.DataFrame:
@@ -139,9 +141,8 @@ def protocol_table(
                 "claim": claim,
                 "variant": comp["variant"],
                 "protocol": comp.get("protocol", "switch"),
-                "nm": side_label(comp["nm"]).replace(":best", f":{sides[0]['arch'].iloc[0]}")
-                      .replace("/best", f"/{sides[0]['arch'].iloc[0]}"),
-                "baseline": side_label(comp["baseline"]),
+                "nm": side_label(comp["nm"], sides[0]["arch"].iloc[0]),
+                "baseline": side_label(comp["baseline"], sides[1]["arch"].iloc[0]),
                 **compare_claim(claim, nm, base),
             })  # fmt: skip
             points[(comp["variant"], claim)] = (nm.to_numpy(float), base.to_numpy(float))

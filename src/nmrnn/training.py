@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from nmrnn.architectures import parameter_groups
+from nmrnn.io import atomic_path
 from nmrnn.tasks.common import TaskData, masked_mse
 
 Array = jax.Array
@@ -235,11 +236,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
         if key in state:
             arrays[key] = np.asarray(state[key])
     arrays["meta"] = np.asarray(json.dumps(state["meta"]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_checkpoint(path: Path, template: dict) -> dict:
@@ -436,13 +434,18 @@ def _set_aside(checkpoint: Path, suffix: str) -> Path:
     return aside
 
 
+def _read_checkpoint_meta(path: Path) -> dict:
+    """The metadata of a checkpoint file; any error if it cannot be read."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+    int(meta["step"])
+    return meta
+
+
 def _checkpoint_meta(path: Path) -> dict | None:
-    """The metadata of a checkpoint file, or None if it cannot be read."""
+    """:func:`_read_checkpoint_meta`, or None if the file cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-        int(meta["step"])
-        return meta
+        return _read_checkpoint_meta(path)
     except Exception:  # noqa: BLE001 - unreadable: handled by the caller
         return None
 
@@ -558,19 +561,20 @@ def train(
                         f"{aside.name}")  # fmt: skip
                 os.replace(match, checkpoint)
                 log(f"{tag}the set-aside checkpoint {match.name} belongs to this run: back in use")
+
+    def set_aside_unreadable(error: Exception) -> None:
+        aside = _set_aside(checkpoint, ".corrupt.npz")
+        log(
+            f"{tag}WARNING: checkpoint {checkpoint} cannot be read ({type(error).__name__}: "
+            f"{error}); moved to {aside.name}, starting from step 0"
+        )
+
     meta = None
     if checkpoint is not None and checkpoint.exists():
         try:
-            with np.load(checkpoint, allow_pickle=False) as f:
-                meta = json.loads(str(f["meta"]))
-            int(meta["step"])
+            meta = _read_checkpoint_meta(checkpoint)
         except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is set aside
-            aside = _set_aside(checkpoint, ".corrupt.npz")
-            log(
-                f"{tag}WARNING: checkpoint {checkpoint} cannot be read ({type(error).__name__}: "
-                f"{error}); moved to {aside.name}, starting from step 0"
-            )
-            meta = None
+            set_aside_unreadable(error)
     if meta is not None:
         finished_elsewhere = int(meta["step"]) == total and meta.get("code") != code
         if meta.get("protocol") != protocol or int(meta["step"]) > total:
@@ -606,12 +610,7 @@ def train(
                 if state["losses"].shape != (S, step):
                     raise ValueError(f"losses of shape {state['losses'].shape}, not {(S, step)}")
             except Exception as error:  # noqa: BLE001 - a damaged checkpoint is set aside
-                aside = _set_aside(checkpoint, ".corrupt.npz")
-                log(
-                    f"{tag}WARNING: checkpoint {checkpoint} cannot be read "
-                    f"({type(error).__name__}: {error}); moved to {aside.name}, starting from "
-                    f"step 0"
-                )
+                set_aside_unreadable(error)
             else:
                 done = step
                 params, constants, losses = state["params"], state["constants"], state["losses"]
