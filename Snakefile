@@ -13,7 +13,7 @@ min_version("9.0")
 # or empty config.yaml is reported in one line naming the file and the line.
 import sys
 
-from nmrnn.architectures import ConfigError
+from nmrnn.config import ConfigError
 from nmrnn.config import read_yaml
 
 try:

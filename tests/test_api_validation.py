@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmrnn.architectures import ConfigError, build_model, match_size
+from nmrnn.architectures import build_model, match_size
+from nmrnn.config import ConfigError
 from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
 from nmrnn.tasks.common import TaskData, masked_mse
 from nmrnn.training import Optimizer, Stage, train

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nmrnn.architectures import ConfigError
-from nmrnn.config import merge, read_yaml, validate
+from nmrnn.config import ConfigError, merge, read_yaml, validate
 from nmrnn.experiments import data_settings, make_task_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from nmrnn import experiments as ex
-from nmrnn.architectures import ConfigError
-from nmrnn.config import merge, validate
+from nmrnn.config import ConfigError, merge, validate
 from nmrnn.tasks import multitask
 
 BASE = {

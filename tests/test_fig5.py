@@ -347,7 +347,7 @@ def test_selected_parameters_are_scored_next_to_the_final_ones(tiny_selected_run
 
 
 def test_experiment_selection_needs_eft_and_validation_trials():
-    from nmrnn.architectures import ConfigError
+    from nmrnn.config import ConfigError
     from nmrnn.training import Selection
 
     exp = dict(_tiny_experiments()["eft"], select_best={"every": 5, "trials": 8})

@@ -21,7 +21,7 @@ from nmrnn.io import (
     write_json,
     write_text,
 )
-from nmrnn.pipeline import collect_tables, curves_table, export_seed
+from nmrnn.steps import collect_tables, curves_table, export_seed
 
 EXPERIMENTS = {
     "mwg": {"task": "mwg", "archs": {"lstm": {}, "nmrnn": {}}},
@@ -401,7 +401,7 @@ def loss_files(tmp_path):
 
 def old_curves_table(inputs, runs, bins) -> bytes:
     """curves_table as it was before the checks."""
-    from nmrnn.pipeline import bin_losses
+    from nmrnn.steps import bin_losses
 
     rows = []
     for path, (experiment, arch, seed) in zip(inputs, runs, strict=True):

@@ -160,7 +160,7 @@ def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
 
 
 def test_curves_table_bins_each_run(tmp_path):
-    from nmrnn.pipeline import curves_table
+    from nmrnn.steps import curves_table
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("step,loss\n" + "".join(f"{t},{t}\n" for t in range(10)))

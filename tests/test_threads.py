@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import os, sys
-from nmrnn.pipeline import limit_cpu_threads
+from nmrnn.runtime import limit_cpu_threads
 if sys.argv[2] == "started":
     import jax
     jax.numpy.zeros(1).block_until_ready()

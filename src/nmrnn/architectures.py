@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nmrnn.config import ConfigError
 from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
 
 MODEL_CLASSES: dict[str, Callable[..., nn.Module]] = {
@@ -20,10 +21,6 @@ MODEL_CLASSES: dict[str, Callable[..., nn.Module]] = {
     "vanilla": VanillaRNN,
     "lstm": LSTM,
 }
-
-
-class ConfigError(ValueError):
-    """A model or experiment setting that cannot be used; the message names the setting."""
 
 
 def _fields(cls) -> set[str]:

@@ -24,7 +24,6 @@ import queue as queue_module
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,9 +34,8 @@ from nmrnn import config as config_io
 from nmrnn import experiments as ex
 from nmrnn import fast_rollout, training
 from nmrnn.architectures import count_parameters
-from nmrnn.pipeline import limit_cpu_threads
+from nmrnn.runtime import limit_cpu_threads
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 # models whose time loop has a custom VJP
 CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn", "vanilla", "lstm")
 
@@ -433,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nmrnn.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="config file (config.yaml)")
+    parser.add_argument(
+        "--config", default="config.yaml", help="config file (default: config.yaml here)"
+    )
     parser.add_argument(
         "--only",
         action="append",

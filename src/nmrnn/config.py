@@ -12,9 +12,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-from nmrnn.architectures import ConfigError
+# The schema ships with the package (workflow/schemas/config.schema.yaml links to it).
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+class ConfigError(ValueError):
+    """A model or experiment setting that cannot be used; the message names the setting."""
 
 
 def _with_defaults(validator_class):

@@ -180,7 +180,7 @@ def expected_rows(
 
 
 def expected_table(experiments: Mapping[str, Any], experiment: str, arch: str) -> dict:
-    """What one seed's ``metrics.csv`` must hold, for :func:`nmrnn.pipeline.collect_tables`:
+    """What one seed's ``metrics.csv`` must hold, for :func:`nmrnn.steps.collect_tables`:
     ``columns`` in order, the ``required`` ones (never empty) and the allowed row counts
     (``rows``: the multitask ones with and without the optional authors' frozen test set)."""
     columns = columns_of(experiments[experiment])

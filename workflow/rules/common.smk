@@ -4,7 +4,7 @@ import re
 import sys
 from pathlib import Path
 
-from nmrnn.architectures import ConfigError
+from nmrnn.config import ConfigError
 from nmrnn.config import scaled_experiments, seed_blocks
 from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config

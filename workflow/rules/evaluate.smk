@@ -1,4 +1,4 @@
-from nmrnn.pipeline import metrics_expectations, trained_steps
+from nmrnn.steps import metrics_expectations, trained_steps
 
 
 rule evaluate:

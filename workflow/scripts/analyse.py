@@ -3,7 +3,7 @@
 import importlib
 
 from nmrnn.io import save_tree
-from nmrnn.pipeline import log_to
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -2,7 +2,7 @@
 
 from nmrnn.claims import write_claims
 from nmrnn.io import atomic_paths
-from nmrnn.pipeline import log_to
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,6 +1,7 @@
 """Bin every run's loss curve of one figure into one tidy table."""
 
-from nmrnn.pipeline import curves_table, log_to
+from nmrnn.runtime import log_to
+from nmrnn.steps import curves_table
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,6 +1,7 @@
 """Score one trained seed."""
 
-from nmrnn.pipeline import evaluate_seed, log_to
+from nmrnn.runtime import log_to
+from nmrnn.steps import evaluate_seed
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

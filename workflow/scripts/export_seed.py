@@ -1,6 +1,7 @@
 """Split one seed's parameters, losses and metadata out of its training block."""
 
-from nmrnn.pipeline import export_seed, log_to
+from nmrnn.runtime import log_to
+from nmrnn.steps import export_seed
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,6 +1,7 @@
 """Concatenate per-seed metrics into one tidy table."""
 
-from nmrnn.pipeline import collect_tables, log_to
+from nmrnn.runtime import log_to
+from nmrnn.steps import collect_tables
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -5,7 +5,7 @@ import importlib
 import pandas as pd
 
 from nmrnn.io import atomic_paths, load_tree
-from nmrnn.pipeline import log_to
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

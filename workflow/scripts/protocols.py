@@ -1,7 +1,7 @@
 """Compare the claim tests under each protocol variant."""
 
-from nmrnn.pipeline import log_to
 from nmrnn.protocols import write_protocols
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

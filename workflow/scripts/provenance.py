@@ -1,6 +1,7 @@
 """Record what produced figures/."""
 
-from nmrnn.pipeline import log_to, write_provenance
+from nmrnn.runtime import log_to
+from nmrnn.steps import write_provenance
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -2,7 +2,7 @@
 
 from nmrnn.experiments import make_task_data
 from nmrnn.io import save_tree, taskdata_tree
-from nmrnn.pipeline import log_to
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,8 +1,8 @@
 """Figure 2: the theory, computed and drawn."""
 
 from nmrnn.io import atomic_paths
-from nmrnn.pipeline import log_to
 from nmrnn.plots.fig2 import make_figure2
+from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -1,6 +1,7 @@
 """Train one block of seeds of one architecture and write the stacked result."""
 
-from nmrnn.pipeline import log_to, train_block
+from nmrnn.runtime import log_to
+from nmrnn.steps import train_block
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]) as log:

@@ -1,18 +1,16 @@
 """The work behind each pipeline step, as plain functions of file paths.
 
-The Snakemake scripts in ``workflow/scripts`` are a few lines that call these; nothing here knows
-about Snakemake, so each step can also be run (and tested) from Python. JAX is imported lazily so
-that the light steps (export, collection) start fast.
+The Snakemake scripts in ``workflow/scripts`` are a few lines that call these inside
+:func:`nmrnn.runtime.log_to`; nothing here knows about Snakemake, so each step can also be run
+(and tested) from Python. JAX is imported lazily so that the light steps (export, collection)
+start fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
-import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,84 +27,7 @@ from nmrnn.io import (
     write_json,
     write_text,
 )
-
-
-@contextlib.contextmanager
-def log_to(path: str | Path) -> Iterator[Any]:
-    """Send this step's output to its log file (and progress lines to stderr as well).
-
-    Yields a ``log(line)`` function. An exception goes to the log with its traceback and to the
-    console as one line naming the problem; the step then exits with status 1.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    console = sys.stderr
-    with open(path, "w", buffering=1) as handle:
-        sys.stderr = handle
-
-        def log(line: str) -> None:
-            print(line, file=handle, flush=True)
-            print(line, file=console, flush=True)
-
-        try:
-            yield log
-        except Exception as error:  # noqa: BLE001 - reported in one line, details in the log
-            traceback.print_exc(file=handle)
-            log(f"ERROR: {type(error).__name__}: {error}")
-            sys.stderr = console
-            raise SystemExit(1) from None
-        finally:
-            sys.stderr = console
-
-
-SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
-# Size of the thread pools of XLA's CPU client (read once, when the backend starts; without it the
-# pools get one thread per CPU of the process's affinity mask, whatever the job was given).
-POOL_SIZE_VARIABLES = ("PJRT_NPROC", "NPROC")
-
-
-def limit_cpu_threads(threads: int | None) -> bool:
-    """Keep a job's XLA CPU backend to the ``threads`` cores it was given.
-
-    XLA's CPU client runs a program's operations on a pool of worker threads sized to every CPU
-    the process may use, whatever XLA's other threading flags say: a job given one core of a
-    2-core machine kept two workers busy (1.6 cores, measured), so two such jobs side by side
-    slowed each other down (README, *Runtime*). This sets the pool size (``PJRT_NPROC``) to
-    ``threads`` and, for one thread, keeps Eigen's matrix products unthreaded. The user's own
-    ``PJRT_NPROC``/``NPROC`` or ``XLA_FLAGS`` threading flag wins; nothing is changed once
-    JAX's backend has started (these are read only then). Returns whether anything was set.
-    """
-    import os
-
-    if threads is None or threads < 1:
-        return False
-    if "jax" in sys.modules:
-        from jax._src import xla_bridge
-
-        if xla_bridge.backends_are_initialized():
-            return False
-    applied = False
-    if not any(name in os.environ for name in POOL_SIZE_VARIABLES):
-        os.environ["PJRT_NPROC"] = str(threads)
-        applied = True
-    current = os.environ.get("XLA_FLAGS", "")
-    if threads == 1 and not any(f.split("=")[0] in current for f in SINGLE_THREAD_XLA_FLAGS):
-        os.environ["XLA_FLAGS"] = " ".join([current, *SINGLE_THREAD_XLA_FLAGS]).strip()
-        applied = True
-    return applied
-
-
-def use_compilation_cache(directory: str | Path | None) -> None:
-    """Keep compiled XLA programs on disk, so every seed block, restart and evaluation of the same
-    (experiment, architecture, stage) reuses one compilation instead of compiling again."""
-    if not directory:
-        return
-    import jax
-
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+from nmrnn.runtime import limit_cpu_threads, use_compilation_cache
 
 
 def train_block(
