@@ -216,8 +216,9 @@ def _autodiff(rec: Recurrence, w: NMRNNWeights, x0, z0, inputs_x, inputs_z, s_fi
         s = jax.nn.sigmoid(z @ w.A_z.T + w.b_z)
         if sf is not None:
             s = jnp.where(s_mask != 0, sf, s)
-        r = phi(x, rec.linear) @ w.right
-        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * (r * s) @ w.left.T + dx)
+        x = (1.0 - rec.ax) * x + rec.ax * (
+            rec.gain * ((phi(x, rec.linear) @ w.right) * s) @ w.left.T + dx
+        )
         return (x, z), (x, z, s)
 
     xs, zs, ss = jax.lax.scan(step, (x0, z0), (drive_x, drive_z, s_fix))[1]
