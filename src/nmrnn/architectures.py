@@ -24,9 +24,12 @@ MODEL_CLASSES: dict[str, Callable[..., nn.Module]] = {
 
 
 def _fields(cls) -> set[str]:
+    """The settings of a model class. ``gradient`` (how the time loop is differentiated) is not
+    one: it does not show in a run's fingerprint, so a config must not choose it."""
     if cls is LinearNMRNN:
         cls = NMRNN
-    return {f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name")}
+    hidden = ("parent", "name", "gradient")
+    return {f.name for f in dataclasses.fields(cls) if f.name not in hidden}
 
 
 def build_model(settings: Mapping[str, Any]) -> nn.Module:

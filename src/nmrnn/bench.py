@@ -3,7 +3,7 @@ of ``config.yaml``, and the projected compute of the full paper run.
 
     python -m nmrnn.bench                      # every row, S = 1 and S = 5 seeds per program
     python -m nmrnn.bench --only mwg:nmrnn --seeds 1,5 --steps 100 --json
-    python -m nmrnn.bench --compare            # autodiff vs custom-VJP gradients
+    python -m nmrnn.bench --compare            # autodiff vs custom-VJP (hand-written) gradients
     python -m nmrnn.bench --seeds 1 --jobs 2   # two programs side by side, as --cores 2 runs them
 
 Each row runs the real engine (:func:`nmrnn.training.train`, the experiment's own model, batch
@@ -16,14 +16,13 @@ Every ratio is measured within one run: on a shared machine compare rows of one 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import os
 import queue as queue_module
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -32,13 +31,9 @@ import numpy as np
 
 from nmrnn import config as config_io
 from nmrnn import experiments as ex
-from nmrnn import fast_rollout, training
+from nmrnn import training
 from nmrnn.architectures import count_parameters
 from nmrnn.runtime import limit_cpu_threads
-
-# models whose time loop has a custom VJP
-CUSTOM_VJP_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn", "vanilla", "lstm")
-
 
 # ----------------------------------------------------------------------------- what to run
 
@@ -62,29 +57,15 @@ def _select(rows, only: Sequence[str]) -> list[tuple[str, str]]:
     return wanted
 
 
-@contextlib.contextmanager
-def autodiff_gradient() -> Iterator[None]:
-    """Within the block, models trace the NM-RNN, LR-RNN, vanilla RNN and LSTM loops as a plain
-    ``lax.scan`` differentiated by JAX (the baseline) instead of the custom-VJP rollouts of
-    :mod:`nmrnn.fast_rollout`."""
-    names = ("nmrnn_rollout", "lrrnn_rollout", "vanilla_rollout", "lstm_rollout")
-    fast = {name: getattr(fast_rollout, name) for name in names}
-    for name in names:
-        setattr(fast_rollout, name, getattr(fast_rollout, f"{name}_scan"))
-    try:
-        yield
-    finally:
-        for name, function in fast.items():
-            setattr(fast_rollout, name, function)
-
-
 # ----------------------------------------------------------------------------- set-up
 
 
-def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int):
+def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int, gradient: str = "custom"):
     """Model, stacked variables, stacked data, data keys for ``n_seeds`` seeds. Timing does not
     depend on the values, so every seed gets seed 0's data (and, for a transfer experiment, a
-    freshly initialised source model stands in for the pretrained one)."""
+    freshly initialised source model stands in for the pretrained one). ``gradient``: how the
+    model's time loop is differentiated (``"custom"`` or ``"autodiff"``, see
+    :mod:`nmrnn.rollouts`)."""
     exp = experiments[experiment]
     seeds = list(range(n_seeds))
     pretrained = None
@@ -92,6 +73,7 @@ def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int):
         _, source = ex.initial_variables(experiments, exp["pretrained"], arch, seeds)
         pretrained = [training.unstack(source, i) for i in seeds]
     model, variables = ex.initial_variables(experiments, experiment, arch, seeds, pretrained)
+    model = model.clone(gradient=gradient)
     data0 = {k: v for k, v in ex.make_task_data(exp, experiment, 0).items() if k == "train"}
     data = ex.stack([data0] * n_seeds)
     keys = jnp.stack([jax.random.fold_in(ex.data_key(experiment, s), 1) for s in seeds])
@@ -106,18 +88,19 @@ def measure_training(
     n_seeds: int,
     steps: int = 50,
     chunks: int = 3,
-    autodiff: bool = False,
+    gradient: str = "custom",
     after_warmup: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Time the engine on one (experiment, architecture) with ``n_seeds`` seeds in one program.
 
     Runs the architecture's last protocol stage for 1 + ``chunks`` chunks of ``steps`` steps and
     returns a row: ms per step per seed of the fastest timed chunk (wall and process CPU), the
-    median, and the compile time. ``autodiff``: NM-RNN gradient by plain autodiff (baseline).
+    median, and the compile time. ``gradient``: ``"custom"`` (the hand-written reverse pass) or
+    ``"autodiff"`` (JAX's autodiff of a plain ``lax.scan``, the baseline).
     ``after_warmup`` is called once the warm-up chunk (and compilation) is done.
     """
     exp = experiments[experiment]
-    model, variables, data, keys, example = _setup(experiments, experiment, arch, n_seeds)
+    model, variables, data, keys, example = _setup(experiments, experiment, arch, n_seeds, gradient)
     last = ex.stages(exp, arch)[-1]
     stage = training.Stage(last.name, last.trainable, steps * (chunks + 1), last.learning_rate)
     stamps: list[tuple[float, float]] = []
@@ -127,18 +110,17 @@ def measure_training(
             after_warmup()
         stamps.append((time.perf_counter(), time.process_time()))
 
-    with autodiff_gradient() if autodiff else contextlib.nullcontext():
-        result = training.train(
-            model,
-            variables,
-            [stage],
-            ex.optimizer(exp),
-            ex.batch_function(exp),
-            data,
-            keys,
-            chunk_size=steps,
-            log=log,
-        )
+    result = training.train(
+        model,
+        variables,
+        [stage],
+        ex.optimizer(exp),
+        ex.batch_function(exp),
+        data,
+        keys,
+        chunk_size=steps,
+        log=log,
+    )
     wall = np.diff([s[0] for s in stamps]) / (steps * n_seeds) * 1e3
     cpu = np.diff([s[1] for s in stamps]) / (steps * n_seeds) * 1e3
     B, T, U = example.inputs.shape
@@ -146,7 +128,7 @@ def measure_training(
         "experiment": experiment,
         "arch": arch,
         "model": type(model).__name__,
-        "gradient": "autodiff" if autodiff else "default",
+        "gradient": gradient,
         "seeds": n_seeds,
         "batch": int(B),
         "T": int(T),
@@ -189,8 +171,10 @@ def compare_gradients(
     params = variables["params"]
 
     def program(kind: str):
+        variant = model.clone(gradient="autodiff" if kind == "autodiff" else "custom")
+
         def one_seed(p, v):
-            loss = _batch_loss(model, v, batch)
+            loss = _batch_loss(variant, v, batch)
             if kind == "forward":
                 value = loss(p)
                 return value, jax.tree.map(lambda a: jnp.zeros_like(a) + value, p)
@@ -203,10 +187,9 @@ def compare_gradients(
 
             return jax.lax.scan(body, p, None, length=steps)[1]
 
-        with autodiff_gradient() if kind == "autodiff" else contextlib.nullcontext():
-            t0 = time.perf_counter()
-            compiled = jax.jit(run).lower(params).compile()
-            return compiled, time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compiled = jax.jit(run).lower(params).compile()
+        return compiled, time.perf_counter() - t0
 
     kinds = ("forward", "autodiff", "custom_vjp")
     compiled = {k: program(k) for k in kinds}
@@ -463,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compare",
         action="store_true",
-        help="rows of models with a custom VJP: forward vs autodiff vs custom-VJP gradient, and "
+        help="per row: forward vs autodiff vs custom-VJP gradient, and "
         "the training step with either gradient",
     )
     args = parser.parse_args(argv)
@@ -476,25 +459,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     if args.compare:
-        nm_rows = [
-            (e, a)
-            for e, a in rows
-            if ex.model_settings(experiments, e, a)["model"] in CUSTOM_VJP_MODELS
-        ]
+        # Every model's time loop has both gradients (nmrnn.rollouts): every row is compared.
         grads, steps_rows = [], []
-        for e, a in nm_rows:
+        for e, a in rows:
             for s in seed_counts:
                 progress(f"compare {e}:{a} S={s}")
                 grads += compare_gradients(experiments, e, a, s)
                 # Alternated twice (A B A B) and the faster of each kept: load on a shared
                 # machine comes in bursts longer than one timing.
-                runs = {True: [], False: []}
-                for autodiff in (True, False, True, False):
-                    runs[autodiff].append(
-                        measure_training(experiments, e, a, s, args.steps, args.chunks, autodiff)
+                runs = {"autodiff": [], "custom": []}
+                for gradient in ("autodiff", "custom", "autodiff", "custom"):
+                    runs[gradient].append(
+                        measure_training(experiments, e, a, s, args.steps, args.chunks, gradient)
                     )
-                for autodiff in (True, False):
-                    steps_rows.append(min(runs[autodiff], key=lambda r: r["ms_per_seed_iter"]))
+                for gradient in ("autodiff", "custom"):
+                    steps_rows.append(min(runs[gradient], key=lambda r: r["ms_per_seed_iter"]))
         if args.json:
             print(json.dumps(grads + steps_rows, indent=1))
             return 0

@@ -4,13 +4,18 @@ vanilla RNN and LSTM.
 Each module declares its parameters (collection ``params``) and its fixed initial state (collection
 ``constants``; never trained) with the initialisations of SPEC §1, and runs a trial batch
 ``inputs: (batch, time, U)`` -- batch-major, trials first; time-major arrays cannot be told apart by
-shape and must be transposed first -- through a ``lax.scan`` over time. ``apply`` returns a dict of
-trajectories, each ``(batch, time, ·)``: always ``y`` (outputs), plus ``x`` (fast state), ``z``
-(neuromodulatory state) and ``s`` (gains) for NM-RNNs, ``x`` for the low-rank and vanilla RNNs,
-``h`` and ``c`` for the LSTM.
+shape and must be transposed first. The module prepares the weights (the QR normalisation of L,
+the LSTM's stacked gates and input drive), transposes the inputs to time-major and runs the time
+loop of :mod:`nmrnn.rollouts`: a ``fori_loop`` with a hand-written reverse pass (``jax.custom_vjp``,
+reverse mode only) by default, or, with ``gradient="autodiff"``, a plain ``lax.scan`` of the same
+equations differentiated by JAX. ``apply`` returns a dict of trajectories, each
+``(batch, time, ·)``: always ``y`` (outputs), plus ``x`` (fast state), ``z`` (neuromodulatory
+state) and ``s`` (gains) for NM-RNNs, ``x`` for the low-rank and vanilla RNNs, ``h`` and ``c``
+for the LSTM.
 
 Sizes (N, M, K, O) must be positive integers and time constants positive; a low-rank model also
-needs K <= N. Bad values raise a ValueError naming the field at construction.
+needs K <= N; ``gradient`` is ``"custom"`` or ``"autodiff"``. Bad values raise a ValueError
+naming the field at construction.
 
 Symbols follow the paper: L, R (N×K) the low-rank factors, s (K) the neuromodulatory gains,
 z (M) the neuromodulatory state, τx and τz the time constants, φ = tanh. Euler steps of dt = 1.
@@ -18,6 +23,7 @@ z (M) the neuromodulatory state, τx and τz the time constants, φ = tanh. Eule
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import Any
 
@@ -25,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn import fast_rollout
+from nmrnn import rollouts
 from nmrnn.lowrank import check_options, low_rank_factors, recurrence_gain
 
 Array = jax.Array
@@ -93,6 +99,22 @@ def _check_rank(owner: str, N: int, K: int) -> None:
         raise ValueError(f"{owner}: K={K} exceeds N={N}: a rank-K recurrence needs K <= N")
 
 
+def _gradient_field() -> Any:
+    """The ``gradient`` attribute: how the time loop is differentiated, ``"custom"`` (the
+    hand-written reverse pass) or ``"autodiff"`` (JAX's autodiff of a plain ``lax.scan``, the
+    baseline of ``python -m nmrnn.bench --compare``). An implementation choice, not a setting of
+    the model: left out of the repr (and so of a run's fingerprint) and of the settings that
+    :func:`nmrnn.architectures.build_model` accepts."""
+    return dataclasses.field(default="custom", repr=False)
+
+
+def _check_gradient(owner: str, gradient: Any) -> None:
+    try:
+        rollouts.check_gradient(gradient)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
+
+
 def _time_major(a: Array) -> Array:
     return jnp.swapaxes(a, 0, 1)
 
@@ -125,6 +147,8 @@ class NMRNN(nn.Module):
             SPEC §1); ``"eft"`` also draws x_0, z_0 at random once per run.
         linear: use φ(x) = x and R = L = Q in the x update (the linear symmetric NM-RNN of the
             theory).
+        gradient: ``"custom"`` (default) or ``"autodiff"``: how the time loop is
+            differentiated (see :func:`_gradient_field`; every model has it).
     """
 
     N: int
@@ -140,6 +164,7 @@ class NMRNN(nn.Module):
     readout_bias: bool = True
     init_scheme: str = "default"
     linear: bool = False
+    gradient: str = _gradient_field()
 
     PARAM_GROUPS = {
         "lowrank": ("L", "R", "B_x", "C", "d"),
@@ -155,6 +180,7 @@ class NMRNN(nn.Module):
         _check_time_constant(owner, "tau_x", self.tau_x)
         _check_time_constant(owner, "tau_z", self.tau_z)
         _check_low_rank_options(owner, self.normalisation, self.qr_sign)
+        _check_gradient(owner, self.gradient)
         super().__post_init__()
 
     @nn.compact
@@ -217,9 +243,9 @@ class NMRNN(nn.Module):
             s_fix = _time_major(s_override)
             omask = jnp.asarray(s_override_mask, bool)
 
-        # The time loop, input projections and readout included, with a hand-written reverse
-        # pass (nmrnn.fast_rollout): the equations above, several times cheaper to differentiate.
-        ys, xs, zs, ss = fast_rollout.nmrnn_rollout(
+        # The time loop, input projections and readout included (nmrnn.rollouts.nmrnn): the
+        # equations above, with a hand-written reverse pass unless gradient="autodiff".
+        weights = rollouts.NMRNNWeights(
             left,
             right,
             W_z,
@@ -229,6 +255,11 @@ class NMRNN(nn.Module):
             B_z,
             C,
             d,
+            W_zx=W_zx if self.feedback else None,
+            b_zx=b_zx if self.feedback else None,
+        )
+        ys, xs, zs, ss = rollouts.nmrnn.rollout(
+            weights,
             jnp.broadcast_to(x0, (batch, N)),
             jnp.broadcast_to(z0, (batch, M)),
             u[..., :Ux],
@@ -236,11 +267,10 @@ class NMRNN(nn.Module):
             gain=gain,
             ax=1.0 / self.tau_x,
             az=1.0 / self.tau_z,
-            W_zx=W_zx if self.feedback else None,
-            b_zx=b_zx if self.feedback else None,
+            linear=self.linear,
             s_fix=s_fix,
             s_mask=omask,
-            linear=self.linear,
+            gradient=self.gradient,
         )
         ys, xs, zs, ss = _batch_major((ys, xs, zs, ss))
         return {"y": ys, "x": xs, "z": zs, "s": ss}
@@ -265,6 +295,7 @@ class LRRNN(nn.Module):
     qr_sign: str = "positive"
     readout_bias: bool = True
     init_scheme: str = "default"
+    gradient: str = _gradient_field()
 
     PARAM_GROUPS = {"lowrank": ("L", "R", "B", "C", "d"), "inputs": ("B",)}
 
@@ -274,6 +305,7 @@ class LRRNN(nn.Module):
         _check_rank("LRRNN", self.N, self.K)
         _check_time_constant("LRRNN", "tau_x", self.tau_x)
         _check_low_rank_options("LRRNN", self.normalisation, self.qr_sign)
+        _check_gradient("LRRNN", self.gradient)
         super().__post_init__()
 
     @nn.compact
@@ -294,18 +326,15 @@ class LRRNN(nn.Module):
         x0 = _initial_state(self, "x0", N, random=eft)
         left = low_rank_factors(L, self.normalisation, self.qr_sign)
         gain = recurrence_gain(self.normalisation, N)
-        # The time loop, input projection and readout included, with a hand-written reverse
-        # pass (nmrnn.fast_rollout): the equations above, several times cheaper to differentiate.
-        ys, xs = fast_rollout.lrrnn_rollout(
-            left,
-            R,
-            B,
-            C,
-            d,
+        # The time loop, input projection and readout included (nmrnn.rollouts.lrrnn): the
+        # equation above, with a hand-written reverse pass unless gradient="autodiff".
+        ys, xs = rollouts.lrrnn.rollout(
+            rollouts.LRRNNWeights(left, R, B, C, d),
             jnp.broadcast_to(x0, (inputs.shape[0], N)),
             _time_major(inputs),
             gain=gain,
             ax=1.0 / self.tau_x,
+            gradient=self.gradient,
         )
         ys, xs = _batch_major((ys, xs))
         return {"y": ys, "x": xs}
@@ -322,6 +351,7 @@ class VanillaRNN(nn.Module):
     tau_x: float = 10.0
     readout_bias: bool = True
     init_scheme: str = "default"
+    gradient: str = _gradient_field()
 
     PARAM_GROUPS = {"inputs": ("B",)}
 
@@ -329,6 +359,7 @@ class VanillaRNN(nn.Module):
         for name in ("N", "O"):
             _check_size("VanillaRNN", name, getattr(self, name))
         _check_time_constant("VanillaRNN", "tau_x", self.tau_x)
+        _check_gradient("VanillaRNN", self.gradient)
         super().__post_init__()
 
     @nn.compact
@@ -344,17 +375,15 @@ class VanillaRNN(nn.Module):
         B = self.param("B", _normal(1.0 / jnp.sqrt(U)), (N, U))
         C, d = _readout(self, N, O)
         x0 = _initial_state(self, "x0", N, random=self.init_scheme == "eft")
-        # The time loop, input projection and readout included, with a hand-written reverse
-        # pass (nmrnn.fast_rollout): the equation above, cheaper to differentiate.
-        ys, xs = fast_rollout.vanilla_rollout(
-            W,
-            B,
-            C,
-            d,
+        # The time loop, input projection and readout included (nmrnn.rollouts.vanilla): the
+        # equation above, with a hand-written reverse pass unless gradient="autodiff".
+        ys, xs = rollouts.vanilla.rollout(
+            rollouts.VanillaWeights(W, B, C, d),
             jnp.broadcast_to(x0, (inputs.shape[0], N)),
             _time_major(inputs),
             gain=1.0 / N,
             ax=1.0 / self.tau_x,
+            gradient=self.gradient,
         )
         ys, xs = _batch_major((ys, xs))
         return {"y": ys, "x": xs}
@@ -373,12 +402,14 @@ class LSTM(nn.Module):
     N: int
     O: int
     init_scheme: str = "default"
+    gradient: str = _gradient_field()
 
     PARAM_GROUPS = {"inputs": tuple(f"Wx_{g}" for g in LSTM_GATES)}
 
     def __post_init__(self):
         for name in ("N", "O"):
             _check_size("LSTM", name, getattr(self, name))
+        _check_gradient("LSTM", self.gradient)
         super().__post_init__()
 
     @nn.compact
@@ -403,10 +434,15 @@ class LSTM(nn.Module):
         Wh_all = jnp.concatenate([Wh[g] for g in LSTM_GATES], axis=0)  # (4N, N)
         b_all = jnp.concatenate([b[g] for g in LSTM_GATES])
         drive = _time_major(inputs @ Wx_all.T + b_all)
-        # The time loop with a hand-written reverse pass (nmrnn.fast_rollout.lstm_rollout).
+        # The time loop (nmrnn.rollouts.lstm), with a hand-written reverse pass unless
+        # gradient="autodiff".
         batch = inputs.shape[0]
-        hs, cs = fast_rollout.lstm_rollout(
-            Wh_all, jnp.broadcast_to(h0, (batch, N)), jnp.broadcast_to(c0, (batch, N)), drive
+        hs, cs = rollouts.lstm.rollout(
+            rollouts.LSTMWeights(Wh_all),
+            jnp.broadcast_to(h0, (batch, N)),
+            jnp.broadcast_to(c0, (batch, N)),
+            drive,
+            gradient=self.gradient,
         )
         hs, cs = _batch_major((hs, cs))
         return {"y": hs @ C.T, "h": hs, "c": cs}

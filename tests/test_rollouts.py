@@ -1,7 +1,8 @@
-"""The fast NM-RNN, LR-RNN, vanilla RNN and LSTM rollouts against the plain ``lax.scan`` they
-replace: same outputs, and their hand-written reverse passes give JAX's autodiff gradients for
-every parameter and input, in every configuration of the model (qr / inv_n, feedback, linear φ,
-gain overrides), under ``vmap`` over seeds, and inside the modules."""
+"""The NM-RNN, LR-RNN, vanilla RNN and LSTM rollouts (:mod:`nmrnn.rollouts`) with
+``gradient="custom"`` against ``gradient="autodiff"`` (the plain ``lax.scan`` they replace): same
+outputs, and the hand-written reverse passes give JAX's autodiff gradients for every parameter and
+input, in every configuration of the model (qr / inv_n, feedback, linear φ, gain overrides), under
+``vmap`` over seeds, and inside the modules."""
 
 from __future__ import annotations
 
@@ -10,18 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmrnn.fast_rollout import (
-    lrrnn_rollout,
-    lrrnn_rollout_scan,
-    lstm_rollout,
-    lstm_rollout_scan,
-    nmrnn_rollout,
-    nmrnn_rollout_scan,
-    vanilla_rollout,
-    vanilla_rollout_scan,
-)
+from nmrnn import rollouts
+from nmrnn.architectures import ConfigError, build_model
 from nmrnn.lowrank import low_rank_factors
-from nmrnn.models import LRRNN, LSTM, NMRNN, VanillaRNN
+from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
+from nmrnn.rollouts import LRRNNWeights, LSTMWeights, NMRNNWeights, VanillaWeights
 
 RTOL, ATOL = 1e-4, 1e-5
 N, M, K, O, B, T, U, UX = 9, 4, 3, 2, 5, 12, 5, 3  # noqa: E741 (O: outputs, as in the paper)
@@ -62,14 +56,27 @@ def arguments(key, normalisation="qr", feedback=False, linear=False, override=Fa
     return arrays, static, normalisation
 
 
-def run(rollout, arrays, static, normalisation):
-    """The rollout as the model calls it: the left factor normalised outside (QR for "qr"), and
-    R = L = Q for the linear model."""
+WEIGHTS = ("W_z", "A_z", "b_z", "B_x", "B_z", "C", "d", "W_zx", "b_zx")
+
+
+def run(gradient, arrays, static, normalisation):
+    """The NM-RNN rollout as the model calls it: the left factor normalised outside (QR for
+    "qr"), and R = L = Q for the linear model."""
     a = dict(arrays)
     left = low_rank_factors(a.pop("L"), "qr" if static["linear"] else normalisation)
     right = left if static["linear"] else a.pop("right")
     a.pop("right", None)
-    return rollout(left, right, **a, **static)
+    weights = NMRNNWeights(left, right, **{k: a.pop(k) for k in WEIGHTS if k in a})
+    return rollouts.nmrnn.rollout(
+        weights,
+        a.pop("x0"),
+        a.pop("z0"),
+        a.pop("inputs_x"),
+        a.pop("inputs_z"),
+        **a,
+        **static,
+        gradient=gradient,
+    )
 
 
 def weighted_sum(outputs, key):
@@ -118,8 +125,8 @@ def test_outputs_and_gradients_equal_plain_scan(case):
 
         return jax.jit(jax.grad(loss, has_aux=True))(arrays)
 
-    fast_grads, fast = outputs_and_gradients(nmrnn_rollout)
-    plain_grads, plain = outputs_and_gradients(nmrnn_rollout_scan)
+    fast_grads, fast = outputs_and_gradients("custom")
+    plain_grads, plain = outputs_and_gradients("autodiff")
     for name, f, p in zip(("y", "x", "z", "s"), fast, plain, strict=True):
         assert f.shape == p.shape, name
         np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
@@ -133,11 +140,11 @@ def test_gradients_of_a_loss_on_y_only(feedback):
     arrays, static, norm = arguments(jax.random.key(3), feedback=feedback)
     target = jax.random.normal(jax.random.key(4), (T, B, O))
 
-    def loss(rollout):
-        return lambda a: jnp.mean((run(rollout, a, static, norm)[0] - target) ** 2)
+    def loss(gradient):
+        return lambda a: jnp.mean((run(gradient, a, static, norm)[0] - target) ** 2)
 
-    fast = jax.jit(jax.value_and_grad(loss(nmrnn_rollout)))(arrays)
-    plain = jax.jit(jax.value_and_grad(loss(nmrnn_rollout_scan)))(arrays)
+    fast = jax.jit(jax.value_and_grad(loss("custom")))(arrays)
+    plain = jax.jit(jax.value_and_grad(loss("autodiff")))(arrays)
     np.testing.assert_allclose(fast[0], plain[0], rtol=RTOL)
     assert_trees_close(fast[1], plain[1])
 
@@ -150,19 +157,20 @@ def test_vmap_over_seeds():
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *[c[0] for c in cases])
     target = jax.random.normal(jax.random.key(5), (T, B, O))
 
-    def loss(rollout):
-        return lambda a: jnp.mean((run(rollout, a, static, norm)[0] - target) ** 2)
+    def loss(gradient):
+        return lambda a: jnp.mean((run(gradient, a, static, norm)[0] - target) ** 2)
 
-    values, grads = jax.jit(jax.vmap(jax.value_and_grad(loss(nmrnn_rollout))))(stacked)
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(loss("custom"))))(stacked)
     for i, (arrays, _, _) in enumerate(cases):
-        value, grad = jax.value_and_grad(loss(nmrnn_rollout_scan))(arrays)
+        value, grad = jax.value_and_grad(loss("autodiff"))(arrays)
         np.testing.assert_allclose(values[i], value, rtol=RTOL)
         assert_trees_close({k: g[i] for k, g in grads.items()}, grad)
 
 
-def test_nmrnn_module_gradients_equal_plain_scan(monkeypatch):
-    """The module wired to the fast rollout gives the gradients of the same module running the
-    plain scan, for every parameter (EFT-style model: feedback, inv_n, no readout bias)."""
+def test_nmrnn_module_gradients_equal_plain_scan():
+    """The module on the custom gradient gives the gradients of the same module with
+    ``gradient="autodiff"``, for every parameter (EFT-style model: feedback, inv_n, no readout
+    bias)."""
     model = NMRNN(
         N=12,
         M=5,
@@ -179,13 +187,15 @@ def test_nmrnn_module_gradients_equal_plain_scan(monkeypatch):
     variables = model.init(jax.random.key(7), inputs)
     target = jax.random.normal(jax.random.key(8), (8, 26, 1))
 
-    def loss(params):
-        y = model.apply({"params": params, "constants": variables["constants"]}, inputs)["y"]
-        return jnp.mean((y - target) ** 2)
+    def loss(module):
+        def of(params):
+            variables_ = {"params": params, "constants": variables["constants"]}
+            return jnp.mean((module.apply(variables_, inputs)["y"] - target) ** 2)
 
-    fast = jax.grad(loss)(variables["params"])
-    monkeypatch.setattr("nmrnn.fast_rollout.nmrnn_rollout", nmrnn_rollout_scan)
-    plain = jax.grad(loss)(variables["params"])
+        return of
+
+    fast = jax.grad(loss(model))(variables["params"])
+    plain = jax.grad(loss(model.clone(gradient="autodiff")))(variables["params"])
     assert_trees_close(fast, plain)
 
 
@@ -198,20 +208,21 @@ def random_arrays(seed: int, **shapes) -> dict:
     }
 
 
-def assert_rollouts_agree(fast_rollout, plain_rollout, arrays, call, names, used):
+def assert_rollouts_agree(arrays, call, names, used):
     """Outputs and the gradient of a weighted sum of the outputs named in ``used`` with respect
-    to every array: ``call(rollout, arrays)`` returns the outputs, in the order of ``names``."""
+    to every array, custom against autodiff: ``call(gradient, arrays)`` returns the outputs, in
+    the order of ``names``."""
 
-    def outputs_and_gradients(rollout):
+    def outputs_and_gradients(gradient):
         def loss(a):
-            outputs = call(rollout, a)
+            outputs = call(gradient, a)
             kept = [o for name, o in zip(names, outputs, strict=True) if name in used]
             return weighted_sum(kept, jax.random.key(99)), outputs
 
         return jax.jit(jax.grad(loss, has_aux=True))(arrays)
 
-    fast_grads, fast = outputs_and_gradients(fast_rollout)
-    plain_grads, plain = outputs_and_gradients(plain_rollout)
+    fast_grads, fast = outputs_and_gradients("custom")
+    plain_grads, plain = outputs_and_gradients("autodiff")
     for name, f, p in zip(names, fast, plain, strict=True):
         np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL, err_msg=name)
     assert set(fast_grads) == set(arrays)
@@ -232,12 +243,14 @@ def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
     )
     gain = 1.0 if normalisation == "qr" else 1.0 / N
 
-    def call(rollout, a):
-        a = dict(a)
-        left = low_rank_factors(a.pop("L"), normalisation)
-        return rollout(left, a.pop("right"), **a, gain=gain, ax=0.2)
+    def call(gradient, a):
+        left = low_rank_factors(a["L"], normalisation)
+        weights = LRRNNWeights(left, a["right"], a["B"], a["C"], a["d"])
+        return rollouts.lrrnn.rollout(
+            weights, a["x0"], a["inputs"], gain=gain, ax=0.2, gradient=gradient
+        )
 
-    assert_rollouts_agree(lrrnn_rollout, lrrnn_rollout_scan, arrays, call, ("y", "x"), "yx")
+    assert_rollouts_agree(arrays, call, ("y", "x"), "yx")
 
 
 @pytest.mark.parametrize("used", ["y", "yx"])
@@ -252,10 +265,13 @@ def test_vanilla_outputs_and_gradients_equal_plain_scan(used):
         inputs=((T, B, U), 1.0),
     )
 
-    def call(rollout, a):
-        return rollout(**a, gain=1.0 / N, ax=0.2)
+    def call(gradient, a):
+        weights = VanillaWeights(a["W"], a["B"], a["C"], a["d"])
+        return rollouts.vanilla.rollout(
+            weights, a["x0"], a["inputs"], gain=1.0 / N, ax=0.2, gradient=gradient
+        )
 
-    assert_rollouts_agree(vanilla_rollout, vanilla_rollout_scan, arrays, call, ("y", "x"), used)
+    assert_rollouts_agree(arrays, call, ("y", "x"), used)
 
 
 @pytest.mark.parametrize("used", ["h", "hc"])
@@ -268,36 +284,99 @@ def test_lstm_outputs_and_gradients_equal_plain_scan(used):
         drive=((T, B, 4 * N), 1.0),
     )
 
-    def call(rollout, a):
-        return rollout(**a)
+    def call(gradient, a):
+        weights = LSTMWeights(a["Wh"])
+        return rollouts.lstm.rollout(weights, a["h0"], a["c0"], a["drive"], gradient=gradient)
 
-    assert_rollouts_agree(lstm_rollout, lstm_rollout_scan, arrays, call, ("h", "c"), used)
+    assert_rollouts_agree(arrays, call, ("h", "c"), used)
 
 
 @pytest.mark.parametrize(
-    "model, rollout, reference",
+    "model",
     [
-        (LRRNN(N=16, K=3, O=1), "lrrnn_rollout", lrrnn_rollout_scan),
-        (VanillaRNN(N=12, O=2), "vanilla_rollout", vanilla_rollout_scan),
-        (LSTM(N=7, O=2), "lstm_rollout", lstm_rollout_scan),
-        (LSTM(N=7, O=2, init_scheme="eft"), "lstm_rollout", lstm_rollout_scan),
+        LRRNN(N=16, K=3, O=1),
+        VanillaRNN(N=12, O=2),
+        LSTM(N=7, O=2),
+        LSTM(N=7, O=2, init_scheme="eft"),
     ],
     ids=["lrrnn", "vanilla", "lstm", "lstm-eft"],
 )
-def test_module_gradients_equal_plain_scan_under_vmap(monkeypatch, model, rollout, reference):
-    """Each baseline module, seeds vmapped as in training, against the same module on the plain
-    scan."""
+def test_module_gradients_equal_plain_scan_under_vmap(model):
+    """Each baseline module, seeds vmapped as in training, against the same module with
+    ``gradient="autodiff"`` (the plain scan)."""
     inputs = jax.random.normal(jax.random.key(22), (6, 30, 3))
     target = jax.random.normal(jax.random.key(23), (6, 30, model.O))
     variables = jax.vmap(lambda k: model.init(k, inputs))(jax.random.split(jax.random.key(24), 2))
 
-    def loss(params, constants):
-        y = model.apply({"params": params, "constants": constants}, inputs)["y"]
-        return jnp.mean((y - target) ** 2)
+    def grad(module):
+        def loss(params, constants):
+            y = module.apply({"params": params, "constants": constants}, inputs)["y"]
+            return jnp.mean((y - target) ** 2)
 
-    grad = jax.vmap(jax.grad(loss))
-    fast = grad(variables["params"], variables["constants"])
-    monkeypatch.setattr(f"nmrnn.fast_rollout.{rollout}", reference)
-    plain = grad(variables["params"], variables["constants"])
+        return jax.vmap(jax.grad(loss))(variables["params"], variables["constants"])
+
+    fast = grad(model)
+    plain = grad(model.clone(gradient="autodiff"))
     assert set(fast) == set(variables["params"])
     assert_trees_close(fast, plain)
+
+
+def test_dispatch_runs_each_model_kind():
+    """``rollouts.rollout(kind, ...)`` is that kind's ``rollout``, with either gradient."""
+    a = random_arrays(
+        50,
+        W=((N, N), 1.0),
+        B=((N, U), 1.0),
+        C=((O, N), 0.4),
+        d=((O,), 0.1),
+        x0=((B, N), 0.3),
+        inputs=((T, B, U), 1.0),
+    )
+    weights = VanillaWeights(a["W"], a["B"], a["C"], a["d"])
+    for gradient in rollouts.GRADIENTS:
+        direct = rollouts.vanilla.rollout(weights, a["x0"], a["inputs"], gain=0.1, ax=0.2)
+        via = rollouts.rollout(
+            "vanilla", weights, a["x0"], a["inputs"], gain=0.1, ax=0.2, gradient=gradient
+        )
+        for f, p in zip(via, direct, strict=True):
+            np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL)
+    assert set(rollouts.ROLLOUTS) == {"nmrnn", "lrrnn", "vanilla", "lstm"}
+    with pytest.raises(ValueError, match="unknown model kind"):
+        rollouts.rollout("gru", weights, a["x0"], a["inputs"])
+    with pytest.raises(ValueError, match="unknown gradient"):
+        rollouts.rollout("vanilla", weights, a["x0"], a["inputs"], gain=0.1, ax=0.2, gradient="x")
+
+
+def test_autodiff_gradient_allows_forward_mode():
+    """``gradient="autodiff"`` is a plain scan: forward mode (``jax.jvp``) works, and its
+    directional derivative is the custom reverse pass's gradient along the same direction."""
+    arrays, static, norm = arguments(jax.random.key(60), feedback=True)
+    target = jax.random.normal(jax.random.key(61), (T, B, O))
+
+    def loss(gradient):
+        return lambda a: jnp.mean((run(gradient, a, static, norm)[0] - target) ** 2)
+
+    tangent = jax.tree.map(jnp.ones_like, arrays)
+    _, forward = jax.jvp(loss("autodiff"), (arrays,), (tangent,))
+    reverse = jax.grad(loss("custom"))(arrays)
+    along = sum(jnp.sum(g) for g in jax.tree.leaves(reverse))
+    np.testing.assert_allclose(forward, along, rtol=RTOL)
+
+
+def test_gradient_is_an_attribute_of_the_model_not_a_setting():
+    """Every model takes ``gradient``; it is checked, left out of the repr (which a run's
+    fingerprint reads) and not a setting a config may give."""
+    models = [
+        NMRNN(N=4, M=2, K=2, O=1),
+        LinearNMRNN(N=4, M=2, K=2, O=1),
+        LRRNN(N=4, K=2, O=1),
+        VanillaRNN(N=4, O=1),
+        LSTM(N=4, O=1),
+    ]
+    for model in models:
+        assert model.gradient == "custom"
+        assert repr(model.clone(gradient="autodiff")) == repr(model)
+        with pytest.raises(ValueError, match="unknown gradient"):
+            model.clone(gradient="numeric")
+    with pytest.raises(ConfigError, match="no setting 'gradient'"):
+        build_model({"model": "vanilla", "N": 4, "O": 1, "gradient": "autodiff"})

@@ -1,0 +1,131 @@
+"""The leaky vanilla RNN's time loop, with its hand-written reverse pass: the LR-RNN's treatment
+with a full W (N×N) in place of the low-rank product.
+
+x_t = (1 - a_x) x_{t-1} + a_x [g · W tanh(x_{t-1}) + B u_t],  y_t = C x_t + d
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from nmrnn.rollouts.common import (
+    Array,
+    Recurrence,
+    at,
+    check_gradient,
+    is_zero,
+    put,
+    small_matmul,
+    sum_outer_t,
+    transposed,
+)
+
+
+class VanillaWeights(NamedTuple):
+    """The arrays of one vanilla RNN that the time loop reads."""
+
+    W: Array  # (N, N)
+    B: Array  # (N, U)
+    C: Array  # (O, N)
+    d: Array  # (O,)
+
+
+def _forward(rec: Recurrence, w: VanillaWeights, x0, inputs, residuals):
+    """Returns time-major (ys, xs) and, with ``residuals``, φ(x_{t-1})."""
+    T, (B, N) = inputs.shape[0], x0.shape
+    drive = inputs @ w.B.T
+    (W_T,) = transposed(w.W)
+    scale = rec.gain
+
+    def body(t, carry):
+        x, bufs = carry
+        phi_x = jnp.tanh(x)
+        x = (1.0 - rec.ax) * x + rec.ax * (scale * (phi_x @ W_T) + at(drive, t))
+        new = (x,) + ((phi_x,) if residuals else ())
+        return x, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+
+    bufs = tuple(jnp.zeros((T, B, N), x0.dtype) for _ in range(2 if residuals else 1))
+    xs, *res = jax.lax.fori_loop(0, T, body, (x0, bufs))[1]
+    return (xs @ w.C.T + w.d, xs, *res)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _custom(rec: Recurrence, w: VanillaWeights, x0, inputs):
+    return _forward(rec, w, x0, inputs, residuals=False)
+
+
+def _custom_fwd(rec, w, x0, inputs):
+    w, x0, inputs = jax.tree.map(lambda p: p.value, (w, x0, inputs))
+    ys, xs, phi_prev = _forward(rec, w, x0, inputs, residuals=True)
+    return (ys, xs), (w, x0, inputs, xs, phi_prev)
+
+
+def _custom_bwd(rec, saved, cotangents):
+    w, x0, inputs, xs, phi_prev = saved
+    gys, gxs = (None if is_zero(c) else c for c in cotangents)
+    T = xs.shape[0]
+    c_w = rec.ax * rec.gain
+
+    def body(i, carry):
+        px, buf = carry
+        t = T - 1 - i
+        lam_x = px
+        if gys is not None:
+            lam_x = lam_x + small_matmul(at(gys, t), w.C)
+        if gxs is not None:
+            lam_x = lam_x + at(gxs, t)
+        phi_t = at(phi_prev, t)
+        px = (1.0 - rec.ax) * lam_x + (1.0 - phi_t**2) * (c_w * (lam_x @ w.W))
+        return px, put(buf, lam_x, t)
+
+    g_x0, lam_x = jax.lax.fori_loop(0, T, body, (jnp.zeros_like(x0), jnp.zeros_like(xs)))
+    g_w = VanillaWeights(
+        W=c_w * sum_outer_t(phi_prev, lam_x).T,
+        B=rec.ax * sum_outer_t(inputs, lam_x).T,
+        C=jnp.zeros_like(w.C) if gys is None else sum_outer_t(gys, xs),
+        d=jnp.zeros_like(w.d) if gys is None else gys.sum(axis=(0, 1)),
+    )
+    return g_w, g_x0, rec.ax * (lam_x @ w.B)
+
+
+_custom.defvjp(_custom_fwd, _custom_bwd, symbolic_zeros=True)
+
+
+def _autodiff(rec: Recurrence, w: VanillaWeights, x0, inputs):
+    """The same equation as a plain ``lax.scan``, differentiated by JAX (any mode)."""
+    drive = inputs @ w.B.T
+
+    def step(x, dx):
+        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * (jnp.tanh(x) @ w.W.T) + dx)
+        return x, x
+
+    xs = jax.lax.scan(step, x0, drive)[1]
+    return xs @ w.C.T + w.d, xs
+
+
+def rollout(
+    weights: VanillaWeights,
+    x0: Array,
+    inputs: Array,
+    *,
+    gain: float,
+    ax: float,
+    gradient: str = "custom",
+) -> tuple[Array, Array]:
+    """Run the leaky vanilla RNN over a batch of trials (the equation of the module docstring).
+
+    Args:
+        weights: :class:`VanillaWeights`. x0: (B, N) initial state.
+        inputs: (T, B, U), time-major. gain: g (1/N in :class:`nmrnn.models.VanillaRNN`).
+        ax: 1/τ.
+        gradient: ``"custom"`` (hand-written reverse pass) or ``"autodiff"`` (plain scan).
+
+    Returns:
+        ys (T, B, O), xs (T, B, N), time-major.
+    """
+    run = _custom if check_gradient(gradient) == "custom" else _autodiff
+    return run(Recurrence(float(gain), float(ax)), weights, x0, inputs)
