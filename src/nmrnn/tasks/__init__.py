@@ -1,4 +1,5 @@
-"""The tasks: Measure-Wait-Go, the four-task set and the Element Finder Task of the paper.
+"""The tasks: Measure-Wait-Go, the four-task set and the Element Finder Task of the paper, and a
+perceptual-decision example (:mod:`nmrnn.tasks.decision`, not in the paper).
 
 Each generator returns a `TaskData` pytree with arrays laid out (batch, time, channel). Each
 module of :data:`MODULES` also provides the pipeline's view of its task(s), :class:`Task`
@@ -14,7 +15,7 @@ from nmrnn.config import ConfigError
 from nmrnn.tasks.common import Task, TaskData, concatenate, masked_mse, take
 
 # The task modules, in the order the registry lists them.
-MODULES = ("mwg", "multitask", "eft")
+MODULES = ("mwg", "multitask", "eft", "decision")
 
 TASKS: dict[str, Task] = {}
 for _module in MODULES:
