@@ -119,7 +119,7 @@ def decision_rows(model, variables, test: TaskData) -> pd.DataFrame:
         sel = coherence == c
         rows.append(
             {
-                "coherence": float(c),
+                "coherence": round(float(c), 6),  # 0.1, not float32's 0.10000000149011612
                 "trials": int(sel.sum()),
                 "percent_correct": 100.0 * ok[sel].mean(),
                 "mse": float(mse[sel].mean()),
