@@ -65,7 +65,11 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
 
     Raises ConfigError with a one-line message naming the offending key.
     """
+    from nmrnn.tasks import TASKS  # here: the task modules import ConfigError from this one
+
     schema = yaml.safe_load(Path(schema_path).read_text())
+    # The task names come from the registry (nmrnn.tasks.TASKS), not from the schema file.
+    schema["$defs"]["experiment"]["properties"]["task"]["enum"] = list(TASKS)
     config = _without_removed(copy.deepcopy(dict(config)))
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
@@ -94,6 +98,8 @@ def _without_removed(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
+    from nmrnn.tasks import get_task
+
     folders = {key: config[key] for key in ("results_dir", "figures_dir")}
     folders["protocols.output_dir"] = config.get("protocols", {}).get("output_dir", "figures")
     for key, folder in folders.items():
@@ -115,21 +121,7 @@ def _check_semantics(config: dict) -> None:
                     raise ConfigError(
                         f"{where}.match_reference: {ref!r} is not an architecture of {name}"
                     )
-        if exp["task"] == "multitask_transfer":
-            src = exp.get("pretrained")
-            if src not in exps:
-                raise ConfigError(f"{where}.pretrained: {src!r} is not an experiment")
-            for arch in exp["archs"]:
-                if arch not in exps[src]["archs"]:
-                    raise ConfigError(
-                        f"{where}.archs.{arch}: not an architecture of pretrained experiment {src}"
-                    )
-            if exps[src]["seeds"] < exp["seeds"]:
-                raise ConfigError(
-                    f"{where}.seeds: {exp['seeds']} exceeds the {exps[src]['seeds']} seeds of {src}"
-                )
-        elif "pretrained" in exp:
-            raise ConfigError(f"{where}.pretrained: only a multitask_transfer experiment has one")
+        get_task(exp["task"]).check(exps, name)  # pretrained, select_best, data, ...
     from nmrnn.experiments import check_experiment
 
     for name in exps:
@@ -140,6 +132,8 @@ def _check_semantics(config: dict) -> None:
 def _check_protocols(config: dict) -> None:
     """Every side of a protocol comparison names a configured experiment and architecture (or
     a named table), and asks for selected parameters only where a selection is configured."""
+    from nmrnn.tasks import TASKS, get_task
+
     protocols = config.get("protocols", {})
     exps = config["experiments"]
     for i, comp in enumerate(protocols.get("comparisons", [])):
@@ -155,9 +149,10 @@ def _check_protocols(config: dict) -> None:
             exp = side.get("experiment", "mwg")
             if exp not in exps:
                 raise ConfigError(f"{where}.experiment: {exp!r} is not an experiment of this run")
-            if exps[exp]["task"] not in ("mwg", "eft"):
-                raise ConfigError(f"{where}.experiment: {exp!r} is not an MWG or EFT experiment")
-            if side["arch"] == "best" and exps[exp]["task"] == "eft":
+            if not get_task(exps[exp]["task"]).comparable:
+                labels = " or ".join(t.label for t in TASKS.values() if t.comparable)
+                raise ConfigError(f"{where}.experiment: {exp!r} is not an {labels} experiment")
+            if side["arch"] == "best" and get_task(exps[exp]["task"]).best_arch:
                 pass  # the best NM-RNN configuration of the experiment
             elif side["arch"] not in exps[exp]["archs"]:
                 raise ConfigError(f"{where}.arch: {side['arch']!r} is not an architecture of {exp}")

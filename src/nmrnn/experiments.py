@@ -27,10 +27,13 @@ from nmrnn.architectures import (
     parameter_count,
     parameter_groups,
 )
-from nmrnn.tasks import eft, multitask, mwg
+from nmrnn.tasks import TASKS, get_task  # noqa: F401  (TASKS: the registry, re-exported)
 from nmrnn.tasks.common import TaskData
+from nmrnn.tasks.common import selects_on as _selects_on
 
-TASKS = ("mwg", "multitask", "multitask_transfer", "eft")
+# The multitask data protocols live with their task; re-exported for earlier callers.
+from nmrnn.tasks.multitask import DATA_PROTOCOL, data_protocol, needs_fixed_key  # noqa: F401
+
 LOW_RANK_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")
 
 
@@ -57,16 +60,7 @@ def init_key(experiment: str, arch: str, seed: int) -> jax.Array:
 
 def task_dimensions(exp: Mapping[str, Any]) -> tuple[int, int]:
     """(input channels U, output channels O) of an experiment's trials."""
-    task = exp["task"]
-    if task == "mwg":
-        return len(mwg.INPUT_NAMES), 1
-    if task == "multitask":
-        return multitask.N_SENSORY + len(exp.get("tasks", (0, 1, 2))), 3
-    if task == "multitask_transfer":
-        return multitask.N_SENSORY + 4, 3
-    if task == "eft":
-        return 1, 1
-    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
+    return get_task(exp["task"]).dimensions(exp)
 
 
 def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -> dict:
@@ -89,7 +83,10 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
         if "qr_sign" in src:  # absent: the models' default ("positive")
             settings.setdefault("qr_sign", src["qr_sign"])
     if spec["model"] in ("nmrnn", "linear_nmrnn") and src.get("context_to_z_only", False):
-        settings["x_inputs"] = multitask.N_SENSORY
+        x_inputs = get_task(src["task"]).x_inputs(src)
+        if x_inputs is None:
+            raise ConfigError(f"experiments.{source}.context_to_z_only: its task has no context")
+        settings["x_inputs"] = x_inputs
     if src.get("init_scheme"):
         settings.setdefault("init_scheme", src["init_scheme"])
         if src["init_scheme"] == "eft" and spec["model"] != "lstm":
@@ -116,7 +113,16 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
 
 
 # The settings an experiment's task data depends on (with the experiment's name and the seed).
-DATA_KEYS = ("task", "tasks", "pool_per_task", "test_per_task", "pool", "test_trials", "test_batch")
+DATA_KEYS = (
+    "task",
+    "tasks",
+    "pool_per_task",
+    "test_per_task",
+    "pool",
+    "test_trials",
+    "test_batch",
+    "task_settings",
+)
 
 
 def data_settings(exp: Mapping[str, Any]) -> dict:
@@ -129,152 +135,19 @@ def data_settings(exp: Mapping[str, Any]) -> dict:
     return out
 
 
-def _selects_on(exp: Mapping[str, Any]) -> str | None:
-    """What an experiment's checkpoint selection measures: "validation", "train" or None."""
-    if "select_best" not in exp:
-        return None
-    return exp["select_best"].get("on", "validation")
-
-
 def make_task_data(exp: Mapping[str, Any], experiment: str, seed: int) -> dict[str, TaskData]:
     """The fixed data of one seed: the training pool (``train``) and the test set(s).
 
     Reads only :func:`data_settings` of ``exp``."""
-    task = exp["task"]
-    key = data_key(experiment, seed)
-    k_train, k_test = jax.random.split(key)
-    if task == "mwg":
-        return {"train": mwg.training_set(), "test": mwg.test_set()}
-    if task == "multitask":
-        tasks = tuple(exp.get("tasks", (0, 1, 2)))
-        return {
-            "train": multitask.training_pool(k_train, exp["pool_per_task"], tasks, len(tasks)),
-            "test": multitask.training_pool(k_test, exp["test_per_task"], tasks, len(tasks)),
-        }
-    if task == "multitask_transfer":
-        return {
-            "train": multitask.transfer_pool(k_train, exp["pool"], 4),
-            "test": multitask.transfer_pool(k_test, exp["test_trials"], 4),
-        }
-    if task == "eft":
-        data = {"test": eft.sample_batch(k_test, exp["test_batch"])}
-        if _selects_on(exp) == "validation":  # held out from training and test: its own key
-            trials = int(exp["select_best"]["trials"])
-            data["validation"] = eft.sample_batch(jax.random.fold_in(key, 2), trials)
-        return data
-    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
-
-
-# How an architecture draws its training batches from a multitask pool (its ``data`` settings).
-DATA_PROTOCOL = {
-    "pool_trials": None,  # use only the first n trials of the seed's (shuffled) pool
-    "noise": "fresh",  # input noise: a fresh draw per batch, one draw kept all run, or none
-    "noise_channels": "sensory",  # which input rows get it: the sensory ones or all
-    "context_noise": "fresh",  # transfer: the old contexts' noise, fresh or one draw kept
-    "batch": None,  # trials per step (None: the experiment's batch) or "full": the whole pool
-}
-MULTITASK_TASKS = ("multitask", "multitask_transfer")
-
-
-def data_protocol(exp: Mapping[str, Any], arch: str | None = None) -> dict:
-    """How one architecture of a multitask experiment draws its batches: :data:`DATA_PROTOCOL`
-    with the experiment's batch size, overridden by the architecture's ``data`` settings (the
-    authors gave their NM-RNN and their baselines different trial counts and noise)."""
-    out = dict(DATA_PROTOCOL, batch=exp.get("batch", 100))
-    if arch is not None:
-        out.update(exp["archs"].get(arch, {}).get("data", {}))
-    return out
-
-
-def _fixed_key(data, which: int) -> jax.Array:
-    """A key of the seed kept for the whole run (fixed noise draws), from its data."""
-    return jax.random.fold_in(jax.random.wrap_key_data(data["fixed_key"]), which)
-
-
-def _with_noise(batch: TaskData, key: jax.Array, std: float, channels: str) -> TaskData:
-    if channels == "sensory":
-        return _with_sensory_noise(batch, key, std)
-    if not std:
-        return batch
-    return batch._replace(inputs=batch.inputs + std * jax.random.normal(key, batch.inputs.shape))
-
-
-def _draw(pool: TaskData, key: jax.Array, size) -> TaskData:
-    if size == "full":
-        return pool
-    idx = jax.random.randint(key, (int(size),), 0, pool.inputs.shape[0])
-    return jax.tree.map(lambda a: a[idx], pool)
-
-
-def _pool(data, proto: Mapping[str, Any], std: float) -> TaskData:
-    """The seed's pool as the architecture sees it: its first ``pool_trials`` trials, with the
-    run's one noise draw added if ``noise`` is ``fixed``."""
-    pool = data["train"]
-    if proto["pool_trials"]:
-        pool = jax.tree.map(lambda a: a[: int(proto["pool_trials"])], pool)
-    if proto["noise"] == "fixed":
-        pool = _with_noise(pool, _fixed_key(data, 0), std, proto["noise_channels"])
-    return pool
-
-
-def needs_fixed_key(proto: Mapping[str, Any]) -> bool:
-    return proto["noise"] == "fixed" or proto["context_noise"] == "fixed"
+    return get_task(exp["task"]).make_data(exp, data_key(experiment, seed))
 
 
 def batch_function(
     exp: Mapping[str, Any], arch: str | None = None
 ) -> Callable[[Any, jax.Array], TaskData]:
     """``batch_fn(data, key)`` of the training engine for an experiment's task (and, for the
-    multitask tasks, an architecture's :func:`data_protocol`)."""
-    task = exp["task"]
-    if task == "mwg":
-        return lambda data, key: data["train"]
-    if task == "multitask":
-        noise = exp.get("input_noise_std", 0.0)
-        proto = data_protocol(exp, arch)
-
-        def multitask_batch(data, key):
-            k_idx, k_noise = jax.random.split(key)
-            batch = _draw(_pool(data, proto, noise), k_idx, proto["batch"])
-            if proto["noise"] == "fresh":
-                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
-            return batch
-
-        return multitask_batch
-    if task == "multitask_transfer":
-        noise = exp.get("input_noise_std", 0.0)
-        ctx_std = exp.get("context_noise_std", 0.1)
-        old = tuple(range(multitask.N_SENSORY, multitask.N_SENSORY + 3))
-        proto = data_protocol(exp, arch)
-
-        def transfer_batch(data, key):
-            k_idx, k_noise, k_ctx = jax.random.split(key, 3)
-            pool = _pool(data, proto, noise)
-            if proto["context_noise"] == "fixed":
-                inputs = multitask.noisy_old_contexts(
-                    _fixed_key(data, 1), pool.inputs, old, ctx_std
-                )
-                pool = pool._replace(inputs=inputs)
-            batch = _draw(pool, k_idx, proto["batch"])
-            if proto["noise"] == "fresh":
-                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
-            if proto["context_noise"] == "fresh":
-                inputs = multitask.noisy_old_contexts(k_ctx, batch.inputs, old, ctx_std)
-                batch = batch._replace(inputs=inputs)
-            return batch
-
-        return transfer_batch
-    if task == "eft":
-        size = exp["batch"]
-        return lambda data, key: eft.sample_batch(key, size)
-    raise ConfigError(f"unknown task {task!r}; choose one of {TASKS}")
-
-
-def _with_sensory_noise(batch: TaskData, key: jax.Array, std: float) -> TaskData:
-    if not std:
-        return batch
-    noise = std * jax.random.normal(key, batch.inputs.shape[:-1] + (multitask.N_SENSORY,))
-    return batch._replace(inputs=batch.inputs.at[..., : multitask.N_SENSORY].add(noise))
+    multitask tasks, an architecture's :func:`~nmrnn.tasks.multitask.data_protocol`)."""
+    return get_task(exp["task"]).batch_function(exp, arch)
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -303,7 +176,7 @@ def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
     on = _selects_on(exp)
     if on is None:
         return None
-    _check_selection(exp, "select_best")
+    get_task(exp["task"]).check_selection(exp, "select_best")
     every = int(exp["select_best"]["every"])
     if on == "train":
         return training.Selection(every, on="train")
@@ -314,27 +187,6 @@ def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
             "experiment's data (the task_data rule) with this config"
         )
     return training.Selection(every, stack([d["validation"] for d in data]))
-
-
-# Tasks whose evaluation scores the selected parameters next to the final ones, by rule.
-SELECTION_TASKS = {
-    "validation": ("eft",),
-    "train": ("mwg", "multitask", "multitask_transfer", "eft"),
-}
-
-
-def _check_selection(exp: Mapping[str, Any], where: str) -> None:
-    on = _selects_on(exp)
-    if on is None:
-        return
-    if exp["task"] not in SELECTION_TASKS[on]:
-        raise ConfigError(
-            f"{where}: on {on!r} is available for the {' and '.join(SELECTION_TASKS[on])} "
-            f"task(s), not {exp['task']!r}"
-            + (" (it needs fresh held-out trials)" if on == "validation" else "")
-        )
-    if on == "validation" and "trials" not in exp["select_best"]:
-        raise ConfigError(f"{where}.trials: needed to select on validation trials")
 
 
 def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 0.1) -> dict:
@@ -410,7 +262,7 @@ def train_seeds(
         data = [make_task_data(exp, experiment, s) for s in seeds]
     data_keys = jnp.stack([jax.random.fold_in(data_key(experiment, s), 1) for s in seeds])
     chooser = selection(exp, data)
-    if exp["task"] in MULTITASK_TASKS and needs_fixed_key(data_protocol(exp, arch)):
+    if get_task(exp["task"]).needs_fixed_key(exp, arch):
         data = [
             {**d, "fixed_key": jax.random.key_data(jax.random.fold_in(data_key(experiment, s), 3))}
             for d, s in zip(data, seeds, strict=True)
@@ -440,15 +292,13 @@ def train_seeds(
 
 def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
     """Every check that does not need data, for each architecture of an experiment: the model
-    builds from its settings (sizes matched), each stage trains a parameter group the model has,
-    and the experiment's options suit its task. Raises ConfigError naming the key; run by the
-    pipeline at start-up, so a mistake never waits for a training job to surface."""
+    builds from its settings (sizes matched) and each stage trains a parameter group the model
+    has. Raises ConfigError naming the key; run by the pipeline at start-up (after the checks of
+    the experiment's task, :meth:`nmrnn.tasks.common.Task.check`), so a mistake never waits for a
+    training job to surface."""
     exp = experiments[experiment]
     where = f"experiments.{experiment}"
-    _check_selection(exp, f"{where}.select_best")
     for arch, spec in exp["archs"].items():
-        if "data" in spec:
-            _check_data_protocol(exp, spec["data"], f"{where}.archs.{arch}.data")
         try:
             model = build_model(model_settings(experiments, experiment, arch))
         except ConfigError as error:
@@ -465,18 +315,6 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
                     f"{where}.archs.{arch}.stages.{i}.trainable: {stage['trainable']!r} is not a "
                     f"parameter group of a {type(model).__name__}; it has {sorted(groups)}"
                 )
-
-
-def _check_data_protocol(exp: Mapping[str, Any], data: Mapping[str, Any], where: str) -> None:
-    """An architecture's ``data`` settings: multitask tasks only, no more trials than the pool."""
-    if exp["task"] not in MULTITASK_TASKS:
-        raise ConfigError(f"{where}: only the multitask tasks have one")
-    pool = exp.get("pool", 1000)
-    if exp["task"] == "multitask":
-        pool = exp.get("pool_per_task", 1000) * len(exp.get("tasks", (0, 1, 2)))
-    trials = data.get("pool_trials")
-    if trials and trials > pool:
-        raise ConfigError(f"{where}.pool_trials: {trials} exceeds the pool of {pool} trials")
 
 
 def n_parameters(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:

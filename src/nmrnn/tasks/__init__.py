@@ -1,9 +1,45 @@
-"""Task generators of the paper: Measure-Wait-Go, the four-task set, and the Element Finder Task.
+"""The tasks: Measure-Wait-Go, the four-task set and the Element Finder Task of the paper, and a
+perceptual-decision example (:mod:`nmrnn.tasks.decision`, not in the paper).
 
-Each generator returns a `TaskData` pytree with arrays laid out (batch, time, channel).
+Each generator returns a `TaskData` pytree with arrays laid out (batch, time, channel). Each
+module of :data:`MODULES` also provides the pipeline's view of its task(s), :class:`Task`
+instances in its ``TASKS`` tuple; importing the module registers them in :data:`TASKS` by name.
+A new task is one module plus its name in :data:`MODULES`.
 """
 
-from nmrnn.tasks import eft, multitask, mwg
-from nmrnn.tasks.common import TaskData, concatenate, masked_mse, take
+from __future__ import annotations
 
-__all__ = ["TaskData", "concatenate", "eft", "masked_mse", "multitask", "mwg", "take"]
+import importlib
+
+from nmrnn.config import ConfigError
+from nmrnn.tasks.common import Task, TaskData, concatenate, masked_mse, take
+
+# The task modules, in the order the registry lists them.
+MODULES = ("mwg", "multitask", "eft", "decision")
+
+TASKS: dict[str, Task] = {}
+for _module in MODULES:
+    for _task in importlib.import_module(f"nmrnn.tasks.{_module}").TASKS:
+        if _task.name in TASKS:
+            raise RuntimeError(f"task {_task.name!r} is registered twice (nmrnn.tasks.{_module})")
+        TASKS[_task.name] = _task
+
+
+def get_task(name: str) -> Task:
+    """The registered task of this name; ConfigError naming the choices if there is none."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+
+
+__all__ = [
+    "MODULES",
+    "TASKS",
+    "Task",
+    "TaskData",
+    "concatenate",
+    "get_task",
+    "masked_mse",
+    "take",
+]

@@ -7,8 +7,9 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import pandas as pd
 
-from nmrnn.tasks.common import TaskData
+from nmrnn.tasks.common import Task, TaskData, run, selected_variables, selects_on, trial_mse
 
 N_ELEMENTS = 25
 T = N_ELEMENTS + 1  # step 0 carries the query, steps 1..25 the elements
@@ -58,3 +59,55 @@ def fixed_query_value_set(key: jax.Array, query: int, value: int, n: int) -> Tas
     elements are random. Shapes as `sample_batch`."""
     elements = _elements(key, n).at[:, query].set(value)
     return _assemble(jnp.full((n,), query, dtype=jnp.int32), elements)
+
+
+# ----------------------------------------------------------------------------- the pipeline's task
+
+
+def eft_rows(model, variables, test: TaskData) -> pd.DataFrame:
+    """Test MSE of the final parameters and, with checkpoint selection, of the selected ones
+    (column ``checkpoint``: ``final`` / ``selected``)."""
+    rows = []
+    candidates = {"final": variables, "selected": selected_variables(variables)}
+    for name, chosen in candidates.items():
+        if chosen is not None:
+            y = run(model, chosen, test.inputs)["y"]
+            rows.append({"checkpoint": name, "mse": float(trial_mse(y, test).mean())})
+    return pd.DataFrame(rows)
+
+
+class ElementFinder(Task):
+    """Fresh batches every step; a held-out test batch (and validation batch, with selection on
+    validation trials); scored by the test MSE of the final (and selected) parameters."""
+
+    name = "eft"
+    label = "EFT"
+    columns = ("experiment", "arch", "seed", "checkpoint", "mse", "n_parameters")
+    may_be_empty = frozenset({"mse"})
+    select_on = ("validation", "train")
+    comparable = True
+    best_arch = True
+
+    def dimensions(self, exp):
+        return 1, 1
+
+    def make_data(self, exp, key):
+        _, k_test = jax.random.split(key)
+        data = {"test": sample_batch(k_test, exp["test_batch"])}
+        if selects_on(exp) == "validation":  # held out from training and test: its own key
+            trials = int(exp["select_best"]["trials"])
+            data["validation"] = sample_batch(jax.random.fold_in(key, 2), trials)
+        return data
+
+    def batch_function(self, exp, arch=None):
+        size = exp["batch"]
+        return lambda data, key: sample_batch(key, size)
+
+    def expected_rows(self, exp, reference=False):
+        return 2 if "select_best" in exp else 1
+
+    def evaluation_rows(self, exp, model, variables, test, *, where, reference=None, **_):
+        return eft_rows(model, variables, test)
+
+
+TASKS = (ElementFinder(),)

@@ -3,15 +3,18 @@ vectorised trial sampling, training and transfer pools, accuracy, and the author
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
-from nmrnn.tasks.common import TaskData
+from nmrnn.config import ConfigError
+from nmrnn.tasks.common import Task, TaskData, per_checkpoint, run, trial_mse
 
 TASK_NAMES = ("delay_pro", "delay_anti", "memory_pro", "memory_anti")
 DELAY_PRO, DELAY_ANTI, MEMORY_PRO, MEMORY_ANTI = range(4)
@@ -239,3 +242,277 @@ def load_reference_testset(folder) -> TaskData:
     }
     targets = jnp.asarray(targets)
     return TaskData(jnp.asarray(inputs), targets, jnp.ones_like(targets), events)
+
+
+# ----------------------------------------------------------------------------- the pipeline's tasks
+
+# How an architecture draws its training batches from a multitask pool (its ``data`` settings).
+DATA_PROTOCOL = {
+    "pool_trials": None,  # use only the first n trials of the seed's (shuffled) pool
+    "noise": "fresh",  # input noise: a fresh draw per batch, one draw kept all run, or none
+    "noise_channels": "sensory",  # which input rows get it: the sensory ones or all
+    "context_noise": "fresh",  # transfer: the old contexts' noise, fresh or one draw kept
+    "batch": None,  # trials per step (None: the experiment's batch) or "full": the whole pool
+}
+
+
+def data_protocol(exp: Mapping[str, Any], arch: str | None = None) -> dict:
+    """How one architecture of a multitask experiment draws its batches: :data:`DATA_PROTOCOL`
+    with the experiment's batch size, overridden by the architecture's ``data`` settings (the
+    authors gave their NM-RNN and their baselines different trial counts and noise)."""
+    out = dict(DATA_PROTOCOL, batch=exp.get("batch", 100))
+    if arch is not None:
+        out.update(exp["archs"].get(arch, {}).get("data", {}))
+    return out
+
+
+def needs_fixed_key(proto: Mapping[str, Any]) -> bool:
+    return proto["noise"] == "fixed" or proto["context_noise"] == "fixed"
+
+
+def _fixed_key(data, which: int) -> jax.Array:
+    """A key of the seed kept for the whole run (fixed noise draws), from its data."""
+    return jax.random.fold_in(jax.random.wrap_key_data(data["fixed_key"]), which)
+
+
+def _with_sensory_noise(batch: TaskData, key: jax.Array, std: float) -> TaskData:
+    if not std:
+        return batch
+    noise = std * jax.random.normal(key, batch.inputs.shape[:-1] + (N_SENSORY,))
+    return batch._replace(inputs=batch.inputs.at[..., :N_SENSORY].add(noise))
+
+
+def _with_noise(batch: TaskData, key: jax.Array, std: float, channels: str) -> TaskData:
+    if channels == "sensory":
+        return _with_sensory_noise(batch, key, std)
+    if not std:
+        return batch
+    return batch._replace(inputs=batch.inputs + std * jax.random.normal(key, batch.inputs.shape))
+
+
+def _draw(pool: TaskData, key: jax.Array, size) -> TaskData:
+    if size == "full":
+        return pool
+    idx = jax.random.randint(key, (int(size),), 0, pool.inputs.shape[0])
+    return jax.tree.map(lambda a: a[idx], pool)
+
+
+def _pool(data, proto: Mapping[str, Any], std: float) -> TaskData:
+    """The seed's pool as the architecture sees it: its first ``pool_trials`` trials, with the
+    run's one noise draw added if ``noise`` is ``fixed``."""
+    pool = data["train"]
+    if proto["pool_trials"]:
+        pool = jax.tree.map(lambda a: a[: int(proto["pool_trials"])], pool)
+    if proto["noise"] == "fixed":
+        pool = _with_noise(pool, _fixed_key(data, 0), std, proto["noise_channels"])
+    return pool
+
+
+def multitask_rows(model, variables, test: TaskData, testset: str) -> pd.DataFrame:
+    """Percent correct (atan2 and the authors' arctan rule) and loss per task."""
+    y = run(model, variables, test.inputs)["y"]
+    tasks = np.asarray(test.events["task"]).astype(int)
+    ok_atan2 = np.asarray(correct_trials(jnp.asarray(y), test, "atan2"))
+    ok_arctan = np.asarray(correct_trials(jnp.asarray(y), test, "arctan"))
+    losses = trial_mse(y, test)
+    rows = []
+    for t in np.unique(tasks):
+        sel = tasks == t
+        rows.append(
+            {
+                "testset": testset,
+                "task": TASK_NAMES[t],
+                "trials": int(sel.sum()),
+                "percent_correct": 100.0 * ok_atan2[sel].mean(),
+                "percent_correct_arctan": 100.0 * ok_arctan[sel].mean(),
+                "loss": losses[sel].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def reference_subset(folder: str | Path, experiment_task: str) -> TaskData | None:
+    """The authors' frozen test set restricted as they used it: trials 0–74 with input rows 0–5
+    for the three training tasks (``experiment_task`` "multitask"), trials 75–99 with all 7 rows
+    for Memory Anti (the transfer). None if absent."""
+    folder = Path(folder)
+    if not all((folder / f).exists() for f in REFERENCE_FILES):
+        return None
+    ref = load_reference_testset(folder)
+    if experiment_task == "multitask":
+        sub = TaskData(
+            *(np.asarray(a)[:75] for a in ref[:3]),
+            {k: np.asarray(v)[:75] for k, v in ref.events.items()},
+        )
+        return sub._replace(inputs=sub.inputs[..., :6])
+    return TaskData(
+        *(np.asarray(a)[75:] for a in ref[:3]),
+        {k: np.asarray(v)[75:] for k, v in ref.events.items()},
+    )
+
+
+class _FourTaskSet(Task):
+    """What the training tasks (``multitask``) and the transfer (``multitask_transfer``) share:
+    batches drawn from a fixed pool by each architecture's :func:`data_protocol`, the authors'
+    frozen test set as an optional reference, percent correct per task."""
+
+    columns = ("experiment", "arch", "seed", "stage", "testset", "task", "trials",
+               "percent_correct", "percent_correct_arctan", "loss", "n_trainable",
+               "n_parameters")  # fmt: skip
+    may_be_empty = frozenset({"loss"})
+    stage = ""  # the metrics' stage column
+    reference_tasks = 0  # tasks of the authors' frozen set scored with it
+
+    def x_inputs(self, exp):
+        return N_SENSORY
+
+    def needs_fixed_key(self, exp, arch):
+        return needs_fixed_key(data_protocol(exp, arch))
+
+    def pool_size(self, exp) -> int:
+        raise NotImplementedError
+
+    def check_data_protocol(self, exp, data, where):
+        """No more trials than the pool."""
+        pool = self.pool_size(exp)
+        trials = data.get("pool_trials")
+        if trials and trials > pool:
+            raise ConfigError(f"{where}.pool_trials: {trials} exceeds the pool of {pool} trials")
+
+    def generated_tasks(self, exp) -> int:
+        raise NotImplementedError
+
+    def expected_rows(self, exp, reference=False):
+        per_checkpoint = self.generated_tasks(exp) + (self.reference_tasks if reference else 0)
+        return per_checkpoint * (2 if "select_best" in exp else 1)
+
+    def reference_set(self, exp, folder):
+        return reference_subset(folder, self.name)
+
+    def evaluation_rows(
+        self, exp, model, variables, test, *, where, reference=None, n_trainable=lambda: 0
+    ):
+        def rows(chosen):
+            part = [multitask_rows(model, chosen, test, "generated")]
+            if reference is not None:
+                part.append(multitask_rows(model, chosen, reference, "authors_frozen"))
+            return pd.concat(part, ignore_index=True)
+
+        frame = per_checkpoint(exp, variables, rows, where)
+        frame.insert(0, "stage", self.stage)
+        frame["n_trainable"] = n_trainable()
+        return frame
+
+
+class FourTaskTraining(_FourTaskSet):
+    """Stage 1: Delay Pro, Delay Anti and Memory Pro (``tasks``) from a fixed pool of
+    ``pool_per_task`` trials per task, with fresh sensory noise (``input_noise_std``)."""
+
+    name = "multitask"
+    label = "multitask"
+    stage = "train_tasks"
+    reference_tasks = 3
+
+    def _tasks(self, exp) -> tuple[int, ...]:
+        return tuple(exp.get("tasks", (0, 1, 2)))
+
+    def dimensions(self, exp):
+        return N_SENSORY + len(self._tasks(exp)), 3
+
+    def make_data(self, exp, key):
+        k_train, k_test = jax.random.split(key)
+        tasks = self._tasks(exp)
+        return {
+            "train": training_pool(k_train, exp["pool_per_task"], tasks, len(tasks)),
+            "test": training_pool(k_test, exp["test_per_task"], tasks, len(tasks)),
+        }
+
+    def batch_function(self, exp, arch=None):
+        noise = exp.get("input_noise_std", 0.0)
+        proto = data_protocol(exp, arch)
+
+        def multitask_batch(data, key):
+            k_idx, k_noise = jax.random.split(key)
+            batch = _draw(_pool(data, proto, noise), k_idx, proto["batch"])
+            if proto["noise"] == "fresh":
+                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
+            return batch
+
+        return multitask_batch
+
+    def pool_size(self, exp):
+        return exp.get("pool_per_task", 1000) * len(self._tasks(exp))
+
+    def generated_tasks(self, exp):
+        return len(set(self._tasks(exp)))
+
+
+class FourTaskTransfer(_FourTaskSet):
+    """Stage 2: Memory Anti, cued by a new context column, from the parameters trained on
+    ``pretrained`` (a ``multitask`` experiment); the old contexts carry noise."""
+
+    name = "multitask_transfer"
+    label = "multitask transfer"
+    stage = "transfer"
+    reference_tasks = 1
+    pretrained = True
+
+    def dimensions(self, exp):
+        return N_SENSORY + 4, 3
+
+    def make_data(self, exp, key):
+        k_train, k_test = jax.random.split(key)
+        return {
+            "train": transfer_pool(k_train, exp["pool"], 4),
+            "test": transfer_pool(k_test, exp["test_trials"], 4),
+        }
+
+    def batch_function(self, exp, arch=None):
+        noise = exp.get("input_noise_std", 0.0)
+        ctx_std = exp.get("context_noise_std", 0.1)
+        old = tuple(range(N_SENSORY, N_SENSORY + 3))
+        proto = data_protocol(exp, arch)
+
+        def transfer_batch(data, key):
+            k_idx, k_noise, k_ctx = jax.random.split(key, 3)
+            pool = _pool(data, proto, noise)
+            if proto["context_noise"] == "fixed":
+                inputs = noisy_old_contexts(_fixed_key(data, 1), pool.inputs, old, ctx_std)
+                pool = pool._replace(inputs=inputs)
+            batch = _draw(pool, k_idx, proto["batch"])
+            if proto["noise"] == "fresh":
+                batch = _with_noise(batch, k_noise, noise, proto["noise_channels"])
+            if proto["context_noise"] == "fresh":
+                inputs = noisy_old_contexts(k_ctx, batch.inputs, old, ctx_std)
+                batch = batch._replace(inputs=inputs)
+            return batch
+
+        return transfer_batch
+
+    def pool_size(self, exp):
+        return exp.get("pool", 1000)
+
+    def generated_tasks(self, exp):
+        return 1
+
+    def check(self, experiments, name):
+        """The source experiment exists, has every architecture and at least as many seeds."""
+        exp = experiments[name]
+        where = f"experiments.{name}"
+        src = exp.get("pretrained")
+        if src not in experiments:
+            raise ConfigError(f"{where}.pretrained: {src!r} is not an experiment")
+        for arch in exp["archs"]:
+            if arch not in experiments[src]["archs"]:
+                raise ConfigError(
+                    f"{where}.archs.{arch}: not an architecture of pretrained experiment {src}"
+                )
+        if experiments[src]["seeds"] < exp["seeds"]:
+            raise ConfigError(
+                f"{where}.seeds: {exp['seeds']} exceeds the {experiments[src]['seeds']} seeds "
+                f"of {src}"
+            )
+        super().check(experiments, name)
+
+
+TASKS = (FourTaskTraining(), FourTaskTransfer())

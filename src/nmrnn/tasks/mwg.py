@@ -8,8 +8,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
-from nmrnn.tasks.common import TaskData
+from nmrnn.tasks.common import Task, TaskData, per_checkpoint, run, trial_mse
 
 T = 110
 PULSE_HEIGHT = 10.0
@@ -70,3 +71,69 @@ def interval_group(interval) -> str:
     if interval <= max(TRAINED_INTERVALS):
         return "trained"
     return "longer"
+
+
+# ----------------------------------------------------------------------------- the pipeline's task
+
+RAMP_LEVEL = 0.9  # produced interval: first crossing of this fraction of the rise after go
+
+
+def produced_interval(y: np.ndarray, t_go: np.ndarray, level: float = RAMP_LEVEL) -> np.ndarray:
+    """Interval a network produced on MWG trials.
+
+    y: (batch, time) output; t_go: (batch,). The output's first crossing of ``level`` of its rise
+    after go (from y at go to its maximum after go), divided by ``level``, so a perfect ramp of
+    length I gives I. NaN if the output never rises after go.
+    """
+    out = np.full(y.shape[0], np.nan)
+    for b in range(y.shape[0]):
+        after = y[b, int(t_go[b]) :]
+        rise = after.max() - after[0]
+        if rise <= 0:
+            continue
+        crossing = np.argmax(after >= after[0] + level * rise)
+        out[b] = crossing / level
+    return out
+
+
+def mwg_rows(model, variables, test: TaskData) -> pd.DataFrame:
+    """Per-interval MSE, group (shorter/trained/longer) and produced interval on the test set."""
+    y = run(model, variables, test.inputs)["y"]
+    intervals = np.asarray(test.events["interval"]).astype(int)
+    return pd.DataFrame(
+        {
+            "interval": intervals,
+            "group": [interval_group(int(i)) for i in intervals],
+            "mse": trial_mse(y, test),
+            "produced_interval": produced_interval(y[..., 0], np.asarray(test.events["t_go"])),
+        }
+    )
+
+
+class MeasureWaitGo(Task):
+    """Trained on the fixed training set every step (no sampling); scored per test interval."""
+
+    name = "mwg"
+    label = "MWG"
+    columns = ("experiment", "arch", "seed", "interval", "group", "mse", "produced_interval",
+               "n_parameters")  # fmt: skip
+    may_be_empty = frozenset({"mse", "produced_interval"})
+    comparable = True
+
+    def dimensions(self, exp):
+        return len(INPUT_NAMES), 1
+
+    def make_data(self, exp, key):
+        return {"train": training_set(), "test": test_set()}
+
+    def batch_function(self, exp, arch=None):
+        return lambda data, key: data["train"]
+
+    def expected_rows(self, exp, reference=False):
+        return len(TEST_INTERVALS) * (2 if "select_best" in exp else 1)
+
+    def evaluation_rows(self, exp, model, variables, test, *, where, reference=None, **_):
+        return per_checkpoint(exp, variables, lambda v: mwg_rows(model, v, test), where)
+
+
+TASKS = (MeasureWaitGo(),)
