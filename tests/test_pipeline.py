@@ -87,8 +87,9 @@ def test_full_config_plans_every_job():
     assert counts["export_seed"] == runs
     assert counts["evaluate"] == runs
     assert counts["metrics_table"] == 3 and counts["curves_table"] == 3
-    assert counts["analyse"] == 3 and counts["plot"] == 3
-    assert counts["theory"] == 1 and counts["claims_table"] == 1 and counts["provenance"] == 1
+    assert counts["analyse"] == 4 and counts["plot"] == 4  # fig2 too: analyse → plot
+    assert counts["analysis_table"] == 1  # the theory table, from fig2's analysis
+    assert counts["claims_table"] == 1 and counts["provenance"] == 1
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,17 @@
-"""The paper's claims (SPEC §6) checked on a run's tidy metrics tables.
+"""The paper's claims (SPEC §6) checked on a run's tidy metrics tables: the statistics and the
+table format shared by every figure.
 
-Each figure's analysis module defines ``claims(metrics: DataFrame) -> list[dict]``; this module
-gathers them into ``claims.csv`` and a rendered ``claims.md``. A claim row has the columns of
-:data:`COLUMNS`. Comparisons across seeds use a one-sided Mann–Whitney U test (architectures are
-initialised independently, so seeds are not paired) at :data:`ALPHA`.
+Each figure's ``claims`` module (``nmrnn.figures.figN.claims``) defines ``claims(metrics:
+DataFrame) -> list[dict]`` with the helpers here; :func:`write_claims` gathers the rows of the
+checks it is given (``nmrnn.figures.CLAIMS_BY_TABLE``) into ``claims.csv`` and a rendered
+``claims.md``. This module imports no figure. A claim row has the columns of :data:`COLUMNS`.
+Comparisons across seeds use a one-sided Mann–Whitney U test (architectures are initialised
+independently, so seeds are not paired) at :data:`ALPHA`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ COLUMNS = (
     "holds",  # True / False
     "detail",  # per-seed values or any caveat
 )
-TABLE_MODULES = {"mwg": "fig3", "multitask": "fig4", "eft": "fig5", "theory": "fig2"}
+Checks = Mapping[str, Callable[[pd.DataFrame], list[dict]]]  # table name -> its claims function
 
 
 def compare(a: Sequence[float], b: Sequence[float], alternative: str = "less") -> dict:
@@ -80,15 +82,14 @@ def format_seed_counts(values) -> str:
     return "; ".join(f"{a} {len(v)}" for a, v in values.items())
 
 
-def gather(tables: Sequence[str | Path]) -> pd.DataFrame:
-    """Claim rows from every metrics table (named ``<table>.csv``) present."""
+def gather(tables: Sequence[str | Path], checks: Checks) -> pd.DataFrame:
+    """Claim rows from every metrics table (named ``<table>.csv``) that ``checks`` has a claims
+    function for."""
     rows = []
     for path in tables:
         name = Path(path).stem
-        if name not in TABLE_MODULES:
-            continue
-        module = importlib.import_module(f"nmrnn.analysis.{TABLE_MODULES[name]}")
-        rows.extend(module.claims(pd.read_csv(path)))
+        if name in checks:
+            rows.extend(checks[name](pd.read_csv(path)))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.sort_values("claim", kind="stable").reset_index(drop=True)
 
@@ -110,8 +111,11 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_claims(tables: Sequence[str | Path], out_csv: str | Path, out_md: str | Path) -> None:
-    frame = gather(tables)
+def write_claims(
+    tables: Sequence[str | Path], checks: Checks, out_csv: str | Path, out_md: str | Path
+) -> None:
+    """``claims.csv`` and ``claims.md`` from the metrics tables, by :func:`gather`."""
+    frame = gather(tables, checks)
     frame.to_csv(out_csv, index=False)
     Path(out_md).write_text(
         "# Claims of the paper, checked on this run\n\n"

@@ -6,7 +6,7 @@ run such as ``figures/authors/metrics/mwg.csv``) under a labelled *variant* of t
 matched protocol, one switch towards the authors' code, a control, or the authors' protocol. For
 each comparison and claim, :func:`protocol_table` gives the per-side medians across seeds, their
 ratio, the one-sided Mann–Whitney p-value and whether the claim holds, decided exactly as in
-the claims table (:func:`nmrnn.analysis.fig3.claims`).
+the claims table (:func:`nmrnn.figures.fig3.claims.claims`).
 
 Claims covered: ``1-shorter``, ``1-longer`` (NM-RNN MSE below the baseline's on extrapolated
 intervals) and ``1-trained`` (both fit the trained intervals) on MWG metrics, the default for
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from nmrnn import claims as cl
-from nmrnn.analysis.fig3 import FIT_THRESHOLD, per_seed_group_mse
-from nmrnn.analysis.fig5 import _lstm_level, best_of
+from nmrnn.figures.fig3.claims import FIT_THRESHOLD, per_seed_group_mse
+from nmrnn.figures.fig5.claims import best_of, lstm_level
 
 MWG_CLAIMS = ("1-shorter", "1-longer", "1-trained")
 EFT_CLAIMS = ("4-lstm", "4-lrrnn")
@@ -102,7 +102,7 @@ def compare_claim(claim: str, nm: pd.Series, baseline: pd.Series) -> dict:
         medians = (c["median_a"], c["median_b"])
         holds = bool(all(np.isfinite(m) and m < FIT_THRESHOLD for m in medians))
     elif claim == "4-lstm":
-        c, holds = _lstm_level(pd.Series(nm), pd.Series(baseline))
+        c, holds = lstm_level(pd.Series(nm), pd.Series(baseline))
     else:
         c = cl.compare(nm, baseline, "less")
         holds = bool(c["p_value"] < cl.ALPHA and c["ratio"] < 1)

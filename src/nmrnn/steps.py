@@ -260,13 +260,19 @@ def collect_tables(
     write_csv(output, table, index=False)
 
 
+def step_bins(n_steps: int, bins: int) -> list[np.ndarray]:
+    """The steps 0..n_steps-1 split into min(bins, n_steps) contiguous bins of near-equal size
+    (the bins of the curves tables and of the figures' loss curves)."""
+    return np.array_split(np.arange(n_steps), min(bins, n_steps))
+
+
 def bin_losses(losses: Sequence[float], validation: Sequence[float] | None, bins: int):
     """Rows (step_start, step_end, train_loss, validation_loss) of a loss curve in ``bins``
     contiguous bins of steps: the mean training loss of the bin and the last validation loss
     computed in it (NaN if none). ``step_end`` counts the steps trained at the bin's end."""
     losses = np.asarray(losses, float)
     rows = []
-    for chunk in np.array_split(np.arange(losses.size), min(bins, losses.size)):
+    for chunk in step_bins(losses.size, bins):
         checked = np.nan
         if validation is not None:
             values = np.asarray(validation, float)[chunk]

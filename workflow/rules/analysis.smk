@@ -1,30 +1,14 @@
-rule theory:
-    """Figure 2: the theory checked numerically (mode decay, NM-RNN ↔ LSTM construction)."""
-    output:
-        png=report(f"{FIGURES}/fig2.png", caption="../report/fig2.rst", category="Figures"),
-        pdf=f"{FIGURES}/fig2.pdf",
-        metrics=f"{FIGURES}/metrics/theory.csv",
-    log:
-        f"{RESULTS}/logs/theory.log",
-    conda:
-        f"{ENVS}/cpu.yaml"
-    script:
-        "../scripts/theory.py"
-
-
 rule analyse:
-    """Analyses of one figure's trained networks (theory curves, ablations, PCA, dynamics)."""
+    """One figure's analysis (nmrnn.figures.<figure>.analyse, named in the registry): theory
+    curves, ablations, PCA, dynamics, from the per-seed files declared here."""
     input:
-        params=figure_params,
-        data=figure_data,
-        metrics=figure_table,
+        unpack(analysis_inputs),
     output:
         f"{RESULTS}/analysis/{{figure}}.npz",
     params:
         experiments=figure_experiments,
-        results_dir=results_root,
-    wildcard_constraints:
-        figure="fig3|fig4|fig5",
+        runs=figure_runs,
+        data_runs=figure_data_runs,
     log:
         f"{RESULTS}/logs/analyse/{{figure}}.log",
     benchmark:
@@ -33,3 +17,21 @@ rule analyse:
         f"{ENVS}/cpu.yaml"
     script:
         "../scripts/analyse.py"
+
+
+rule analysis_table:
+    """A metrics table written by its figure's analysis (Figure 2: the theory checks)."""
+    input:
+        table_analysis,
+    output:
+        f"{FIGURES}/metrics/{{table}}.csv",
+    wildcard_constraints:
+        table=_alternatives(ANALYSIS_TABLES),
+    params:
+        figure=lambda wc: TABLE_FIGURE[wc.table],
+    log:
+        f"{RESULTS}/logs/analysis_table/{{table}}.log",
+    conda:
+        f"{ENVS}/cpu.yaml"
+    script:
+        "../scripts/analysis_table.py"

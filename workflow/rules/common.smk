@@ -2,12 +2,12 @@
 import json
 import re
 import sys
-from pathlib import Path
 
 from nmrnn.config import ConfigError
 from nmrnn.config import scaled_experiments, seed_blocks
 from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config
+from nmrnn.figures import REGISTRY
 
 try:
     _checked = validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -19,15 +19,16 @@ config.update(_checked)
 EXPERIMENTS = scaled_experiments(config)
 RESULTS = config["results_dir"].rstrip("/")
 FIGURES = config["figures_dir"].rstrip("/")
-FIGURE_NAMES = ("fig2", "fig3", "fig4", "fig5")
-# Which experiments each figure needs, and which metrics table they feed.
-FIGURE_EXPERIMENTS = {
-    "fig2": (),
-    "fig3": ("mwg",),
-    "fig4": ("multitask", "multitask_transfer"),
-    "fig5": ("eft",),
-}
-METRICS_OF = {"fig2": "theory", "fig3": "mwg", "fig4": "multitask", "fig5": "eft"}
+# The figures, the experiments each draws and the metrics table each feeds: from the package's
+# registry (nmrnn.figures.REGISTRY), the one place they are written.
+FIGURE_NAMES = tuple(REGISTRY)
+FIGURE_EXPERIMENTS = {name: figure.experiments for name, figure in REGISTRY.items()}
+METRICS_OF = {name: figure.table for name, figure in REGISTRY.items()}
+# Tables made from the per-seed metrics of a figure's experiments, and tables its analysis writes.
+SEED_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if FIGURE_EXPERIMENTS[fig])
+ANALYSIS_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if REGISTRY[fig].write_table)
+# The per-seed outputs of export_seed an analysis can ask for (Figure.run_files).
+RUN_FILES = {"params": "params.npz", "losses": "losses.csv", "meta": "meta.json"}
 ENVS = "../../envs"
 TRAINING_ENV = f"{ENVS}/{config['training_env']}.yaml"
 
@@ -45,7 +46,7 @@ wildcard_constraints:
     seed=r"\d+",
     block=r"\d+",
     figure=_alternatives(FIGURE_NAMES),
-    table=_alternatives(("mwg", "multitask", "eft")),
+    table=_alternatives(SEED_TABLES + ANALYSIS_TABLES),
 
 
 def seeds_of(experiment):
@@ -137,22 +138,38 @@ def figure_metrics_inputs(wildcards):
     ]
 
 
-def figure_params(wildcards):
+def figure_runs(wildcards):
+    """(experiment, arch, seed) of every trained network a figure's analysis reads, in the order
+    of its per-seed inputs (nmrnn.figures.common.RunFiles pairs them up)."""
     return [
-        f
+        (experiment, arch, s)
         for experiment in FIGURE_EXPERIMENTS[wildcards.figure]
         if experiment in EXPERIMENTS
-        for f in seed_files(experiment, "params.npz")
+        for arch in EXPERIMENTS[experiment]["archs"]
+        for s in seeds_of(experiment)
     ]
 
 
-def figure_data(wildcards):
+def figure_data_runs(wildcards):
+    """(experiment, seed) of every task data file a figure's analysis reads, in input order."""
     return [
-        f"{RESULTS}/{experiment}/data/seed{s}.npz"
+        (experiment, s)
         for experiment in FIGURE_EXPERIMENTS[wildcards.figure]
         if experiment in EXPERIMENTS
         for s in seeds_of(experiment)
     ]
+
+
+def analysis_inputs(wildcards):
+    """A figure's analysis inputs: per kind of its registry's run_files, that file of every run of
+    figure_runs; ``data``: the task data of figure_data_runs."""
+    runs = figure_runs(wildcards)
+    inputs = {
+        kind: [f"{RESULTS}/{e}/{a}/seed{s}/{RUN_FILES[kind]}" for e, a, s in runs]
+        for kind in REGISTRY[wildcards.figure].run_files
+    }
+    inputs["data"] = [f"{RESULTS}/{e}/data/seed{s}.npz" for e, s in figure_data_runs(wildcards)]
+    return inputs
 
 
 def figures_available():
@@ -172,7 +189,7 @@ def all_metrics():
     return [f"{FIGURES}/metrics/{METRICS_OF[fig]}.csv" for fig in figures_available()]
 
 
-CURVE_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if FIGURE_EXPERIMENTS[fig])
+CURVE_TABLES = SEED_TABLES
 
 
 def all_curves():
@@ -208,6 +225,11 @@ def figure_table(wildcards):
     return f"{FIGURES}/metrics/{METRICS_OF[wildcards.figure]}.csv"
 
 
+def table_analysis(wildcards):
+    """The analysis a table of ANALYSIS_TABLES is written from."""
+    return f"{RESULTS}/analysis/{TABLE_FIGURE[wildcards.table]}.npz"
+
+
 def all_training_benchmarks():
     return [
         f"{RESULTS}/benchmarks/train/{experiment}/{arch}/block{b}.tsv"
@@ -215,11 +237,6 @@ def all_training_benchmarks():
         for arch in EXPERIMENTS[experiment]["archs"]
         for b in range(len(blocks_of(experiment)))
     ]
-
-
-def results_root(wildcards, output):
-    """The results folder, from an output under {RESULTS}/analysis/."""
-    return str(Path(output[0]).parents[1])
 
 
 PROTOCOLS = config["protocols"]

@@ -27,7 +27,7 @@ rule metrics_table:
     output:
         f"{FIGURES}/metrics/{{table}}.csv",
     wildcard_constraints:
-        table="|".join(TABLE_FIGURE),
+        table=_alternatives(SEED_TABLES),
     params:
         expected=lambda wc: metrics_expectations(EXPERIMENTS, figure_metrics_inputs(wc)),
     log:
@@ -45,7 +45,7 @@ rule curves_table:
     output:
         f"{FIGURES}/metrics/{{table}}_curves.csv",
     wildcard_constraints:
-        table="|".join(CURVE_TABLES),
+        table=_alternatives(CURVE_TABLES),
     params:
         runs=curve_runs,
         bins=config["curve_bins"],

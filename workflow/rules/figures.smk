@@ -1,13 +1,11 @@
 rule plot:
-    """Render one figure from its analysis and metrics."""
+    """Render one figure from its analysis and metrics (nmrnn.figures.<figure>.plot)."""
     input:
         analysis=f"{RESULTS}/analysis/{{figure}}.npz",
         metrics=figure_table,
     output:
         png=report(f"{FIGURES}/{{figure}}.png", caption="../report/plot.rst", category="Figures"),
         pdf=f"{FIGURES}/{{figure}}.pdf",
-    wildcard_constraints:
-        figure="fig3|fig4|fig5",
     log:
         f"{RESULTS}/logs/plot/{{figure}}.log",
     conda:

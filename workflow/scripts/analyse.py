@@ -1,11 +1,17 @@
-"""Run one figure's analyses on the trained networks."""
+"""Run one figure's analysis on the files its rule declares."""
 
-import importlib
-
+from nmrnn.figures import REGISTRY
+from nmrnn.figures.common import RunFiles
 from nmrnn.io import save_tree
 from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    module = importlib.import_module(f"nmrnn.analysis.{sm.wildcards.figure}")
-    save_tree(sm.output[0], module.analyse(sm.params.experiments, sm.params.results_dir))
+    figure = REGISTRY[sm.wildcards.figure]
+    files = RunFiles.from_lists(
+        sm.params.runs,
+        {kind: list(sm.input[kind]) for kind in figure.run_files},
+        sm.params.data_runs,
+        list(sm.input.data),
+    )
+    save_tree(sm.output[0], figure.analyse(sm.params.experiments, files))

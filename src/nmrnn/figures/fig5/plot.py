@@ -2,15 +2,14 @@
 parameter-matched baselines (B), training curves (C), and the best NM-RNN's neuromodulatory state
 z (D), gains s (E) and fast state x read out on C (F), across query indices and target values.
 
-Draws from ``analysis/fig5.npz`` (:func:`nmrnn.analysis.fig5.analyse`) and the ``eft`` metrics
-table.
+Draws from ``analysis/fig5.npz`` (:func:`nmrnn.figures.fig5.analyse.analyse`) and the ``eft``
+metrics table.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -20,9 +19,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-BASE_COLORS = {"nmrnn": "#d62728", "lrrnn": "#1f77b4", "vanilla": "#7f7f7f", "lstm": "#2ca02c"}
+from nmrnn.figures.style import ARCH_COLORS, arch_label, panel_letter, save_figure
+
 NMRNN_COLORS = ("#d62728", "#8c1d18", "#ff7f0e", "#e9a15a", "#c2185b", "#f08080", "#a0522d")
-BASE_NAMES = {"lstm": "LSTM", "lrrnn": "LR-RNN", "vanilla": "vanilla RNN", "nmrnn": "NM-RNN"}
 CONFIG_NAME = re.compile(r"^nmrnn_(\d+)_(\d+)_(\d+)$")
 
 
@@ -41,8 +40,8 @@ def arch_colors(archs, is_nmrnn) -> dict[str, str]:
         if nm:
             colors[arch] = NMRNN_COLORS[k % len(NMRNN_COLORS)]
             k += 1
-        elif arch in BASE_COLORS:
-            colors[arch] = BASE_COLORS[arch]
+        elif arch in ARCH_COLORS:
+            colors[arch] = ARCH_COLORS[arch]
         else:
             colors[arch] = next(other, "#17becf")
     return colors
@@ -54,12 +53,7 @@ def display_name(arch: str, multiline: bool = True) -> str:
     if m:
         sep = "\n" if multiline else " "
         return f"NM-RNN{sep}{m[1]}/{m[2]}/{m[3]}"
-    return BASE_NAMES.get(arch, arch)
-
-
-def _panel_letter(fig, ax, letter, dx=0.04):
-    bbox = ax.get_position()
-    fig.text(bbox.x0 - dx, bbox.y1 + 0.008, letter, fontsize=16, fontweight="bold", va="bottom")
+    return arch_label(arch)
 
 
 def _selected(dyn: Mapping[str, Any]) -> bool:
@@ -321,9 +315,6 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, out_png: str
             axes[0, 1].text(0.5, 0.5, "no NM-RNN in this run", ha="center", va="center")
         for ax, letter in ((ax_a, "A"), (ax_b, "B"), (ax_c, "C"), (axes[0, 0], "D"),
                            (axes[0, 1], "E"), (axes[0, 2], "F")):  # fmt: skip
-            _panel_letter(fig, ax, letter)
+            panel_letter(fig, ax, letter, dx=0.04, dy=0.008)
 
-    for path in (out_png, out_pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf, dpi=150)

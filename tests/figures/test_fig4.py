@@ -13,14 +13,15 @@ import pytest
 from nmrnn import claims as cl
 from nmrnn import config as C
 from nmrnn import experiments as ex
-from nmrnn.analysis import fig4 as an
 from nmrnn.architectures import build_model
+from nmrnn.figures.fig4 import analyse as an
+from nmrnn.figures.fig4 import claims as claims4
+from nmrnn.figures.fig4 import plot as pl
 from nmrnn.io import load_tree, save_tree, taskdata_tree
-from nmrnn.plots import fig4 as pl
 from nmrnn.tasks import multitask as mt
 from nmrnn.tasks.common import TaskData
 
-CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 # ----------------------------------------------------------------------------- claims
@@ -57,7 +58,7 @@ def _by_id(rows):
 def test_claims_hold_when_nmrnn_is_better_with_fewer_parameters():
     frame = _metrics({"nmrnn": GOOD, "lrrnn": BAD, "vanilla": BAD, "lstm": BAD}, TRAINABLE,
                      frozen={"nmrnn": GOOD, "lrrnn": BAD})  # fmt: skip
-    rows = _by_id(an.claims(frame))
+    rows = _by_id(claims4.claims(frame))
     assert set(rows) == {"3-lrrnn", "3-vanilla", "3-lstm", "3-frozen-testset"}
     for row in rows.values():
         assert set(row) == set(cl.COLUMNS)
@@ -69,7 +70,7 @@ def test_claims_hold_when_nmrnn_is_better_with_fewer_parameters():
 
 def test_claims_fail_when_accuracy_is_not_greater():
     frame = _metrics({"nmrnn": BAD, "lrrnn": GOOD, "vanilla": BAD}, TRAINABLE)
-    rows = _by_id(an.claims(frame))
+    rows = _by_id(claims4.claims(frame))
     assert rows["3-lrrnn"]["holds"] is False and rows["3-lrrnn"]["p_value"] > 0.5
     assert rows["3-vanilla"]["holds"] is False  # equal accuracy is not "exceeds"
     assert "3-lstm" not in rows and "3-frozen-testset" not in rows  # absent → skipped
@@ -77,36 +78,21 @@ def test_claims_fail_when_accuracy_is_not_greater():
 
 def test_claims_fail_without_fewer_retrained_parameters():
     frame = _metrics({"nmrnn": GOOD, "lrrnn": BAD}, {**TRAINABLE, "nmrnn": 1000})
-    row = _by_id(an.claims(frame))["3-lrrnn"]
+    row = _by_id(claims4.claims(frame))["3-lrrnn"]
     assert row["p_value"] < cl.ALPHA and row["holds"] is False
 
 
 def test_claims_robust_to_nans_and_missing_archs():
     frame = _metrics({"nmrnn": [90.0, np.nan, 95.0, 92.0, 93.0], "lrrnn": [10.0] * 5}, TRAINABLE)
-    rows = _by_id(an.claims(frame))
+    rows = _by_id(claims4.claims(frame))
     assert list(rows) == ["3-lrrnn"] and rows["3-lrrnn"]["holds"] is True
-    assert an.claims(_metrics({"lrrnn": BAD}, TRAINABLE)) == []
-    assert an.claims(pd.DataFrame()) == []
+    assert claims4.claims(_metrics({"lrrnn": BAD}, TRAINABLE)) == []
+    assert claims4.claims(pd.DataFrame()) == []
     nan_trainable = _metrics({"nmrnn": GOOD, "lrrnn": BAD}, {**TRAINABLE, "lrrnn": np.nan})
-    assert _by_id(an.claims(nan_trainable))["3-lrrnn"]["holds"] is False
+    assert _by_id(claims4.claims(nan_trainable))["3-lrrnn"]["holds"] is False
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def test_pca_recovers_known_axes_and_variances():
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.normal(size=(10, 10)))
-    latent = rng.normal(size=(4000, 3)) * np.array([3.0, 2.0, 1.0])
-    X = latent @ basis[:, :3].T + 5.0
-    fit = an.pca(X, 6)
-    assert fit["components"].shape == (6, 10)
-    for k in range(3):
-        assert abs(abs(fit["components"][k] @ basis[:, k]) - 1) < 1e-2
-    np.testing.assert_allclose(fit["explained"][:3], np.array([9, 4, 1]) / 14, atol=0.02)
-    np.testing.assert_allclose(fit["explained"][3:], 0, atol=1e-12)
-    np.testing.assert_allclose(fit["components"] @ fit["components"].T, np.eye(6), atol=1e-10)
-    np.testing.assert_allclose(fit["scores"] @ fit["components"] + fit["mean"], X, atol=1e-9)
 
 
 def test_separation_and_angle_tuning_known_values():
@@ -237,9 +223,9 @@ def tiny_run(tmp_path_factory):
     return exps, root
 
 
-def test_analyse_and_plot_end_to_end(tiny_run, tmp_path):
+def test_analyse_and_plot_end_to_end(tiny_run, tmp_path, pipeline_files):
     exps, root = tiny_run
-    analysis = an.analyse(exps, str(root))
+    analysis = an.analyse(exps, pipeline_files(exps, root))
     save_tree(tmp_path / "fig4.npz", analysis)  # must be storable (no pickles, no objects)
     loaded = load_tree(tmp_path / "fig4.npz")
     assert loaded["tasks"]["inputs"].shape == (4, mt.T, 7)
@@ -265,7 +251,7 @@ def test_plot_tolerates_missing_panels(tmp_path):
     assert png.stat().st_size > 0 and pdf.stat().st_size > 0
 
 
-def test_analyse_without_nmrnn(tiny_run, tmp_path):
+def test_analyse_without_nmrnn(tiny_run, tmp_path, pipeline_files):
     exps, root = tiny_run
     only_lr = copy.deepcopy(exps)
     for name in ("multitask", "multitask_transfer"):
@@ -273,7 +259,7 @@ def test_analyse_without_nmrnn(tiny_run, tmp_path):
     only_lr["multitask"]["archs"]["lrrnn"]["settings"]["N"] = ex.model_settings(
         exps, "multitask", "lrrnn"
     )["N"]  # the size matched to the (now absent) NM-RNN
-    analysis = an.analyse(only_lr, str(root))
+    analysis = an.analyse(only_lr, pipeline_files(only_lr, root))
     assert analysis["gains"] == {} and analysis["pca"] == {} and int(analysis["nmrnn_seed"]) == -1
     assert list(analysis["outputs"]) == ["lrrnn"]
     pl.plot(analysis, pd.DataFrame(), str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
@@ -308,7 +294,7 @@ def test_selected_parameters_are_scored_claimed_and_carried_into_transfer():
 
     final = _metrics({"nmrnn": GOOD, "lrrnn": BAD}, TRAINABLE).assign(checkpoint="final")
     chosen = _metrics({"nmrnn": BAD, "lrrnn": GOOD}, TRAINABLE).assign(checkpoint="selected")
-    rows = _by_id(an.claims(pd.concat([final, chosen], ignore_index=True)))
+    rows = _by_id(claims4.claims(pd.concat([final, chosen], ignore_index=True)))
     assert rows["3-lrrnn"]["holds"] and not rows["3-lrrnn-selected"]["holds"]
 
     exps = _tiny_experiments()

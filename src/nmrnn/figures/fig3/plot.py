@@ -1,11 +1,10 @@
-"""Figure 3: Measure-Wait-Go. Draws the analysis of :mod:`nmrnn.analysis.fig3` and the ``mwg``
-metrics table: (A) task, (B) rank-1 gain vs theory, (C) MSE by interval group, (D) outputs,
+"""Figure 3: Measure-Wait-Go. Draws the analysis of :mod:`nmrnn.figures.fig3.analyse` and the
+``mwg`` metrics table: (A) task, (B) rank-1 gain vs theory, (C) MSE by interval group, (D) outputs,
 (E) gains, (F) gain ablations, (G) produced vs true interval."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -16,23 +15,11 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
+from nmrnn.figures.style import ARCH_COLORS, arch_label, empty_panel, panel_letter, save_figure
+
 matplotlib.use("Agg")
 
-ARCH_COLORS = {
-    "nmrnn": "#d62728",
-    "nmrnn_rank1": "#ff7f0e",
-    "lrrnn": "#1f77b4",
-    "vanilla": "#7f7f7f",
-    "lstm": "#2ca02c",
-}
 EXTRA_NM_COLORS = ("#8c1d18", "#f4a582", "#e7298a", "#b35806")
-ARCH_LABELS = {
-    "nmrnn": "NM-RNN",
-    "nmrnn_rank1": "NM-RNN rank 1",
-    "lrrnn": "LR-RNN",
-    "vanilla": "vanilla RNN",
-    "lstm": "LSTM",
-}
 GROUPS = ("shorter", "trained", "longer")
 TRAINED_SPAN = (12, 18)
 INPUT_COLORS = ("#4c72b0", "#dd8452", "#55a868")
@@ -45,10 +32,6 @@ def arch_color(arch: str, order: list[str] | None = None) -> str:
     extras = [a for a in (order or [arch]) if a not in ARCH_COLORS]
     i = extras.index(arch) if arch in extras else 0
     return EXTRA_NM_COLORS[i % len(EXTRA_NM_COLORS)]
-
-
-def arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
 
 
 def _strings(a) -> list[str]:
@@ -65,15 +48,8 @@ def _interval_colors(intervals):
     return colors, mappable
 
 
-def _panel_letter(fig, ax, letter, dx=0.035):
-    bbox = ax.get_position()
-    fig.text(bbox.x0 - dx, bbox.y1 + 0.004, letter, fontsize=16, fontweight="bold", va="bottom")
-
-
 def _missing(ax, text):
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, color="0.4",
-            transform=ax.transAxes)  # fmt: skip
+    empty_panel(ax, text, fontsize=10)
 
 
 # ------------------------------------------------------------------------------------ panels
@@ -358,7 +334,7 @@ def draw_ablations(axes, analysis, colors):
 
 
 def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_pdf: str) -> None:
-    """Draw Figure 3 from the analysis dict (see :mod:`nmrnn.analysis.fig3`) and the ``mwg``
+    """Draw Figure 3 from the analysis dict (see :mod:`nmrnn.figures.fig3.analyse`) and the ``mwg``
     metrics table; write PNG and PDF."""
     if "checkpoint" in metrics:  # with checkpoint selection: the figure shows final parameters
         metrics = metrics[metrics["checkpoint"] == "final"]
@@ -413,9 +389,6 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_p
         letters = ((ax_in, "A"), (ax_b[0], "B"), (ax_c, "C"), (ax_g, "G"), (ax_d[0], "D"),
                    (ax_e[0, 0], "E"), (ax_f[0, 0], "F"))  # fmt: skip
         for ax, letter in letters:
-            _panel_letter(fig, ax, letter)
+            panel_letter(fig, ax, letter, dx=0.035, dy=0.004)
 
-    for path in (out_png, out_pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf, dpi=150)

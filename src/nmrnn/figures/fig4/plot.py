@@ -3,13 +3,12 @@
 (A) the four tasks; (B) accuracy on the three training tasks after stage 1; (C) Memory Anti
 accuracy after transfer against the number of retrained parameters; (D) the NM-RNN's gains s(t)
 per task; (E) PCA of the NM-RNN's x across tasks; (F) Memory Anti outputs after transfer.
-Draws :func:`nmrnn.analysis.fig4.analyse`'s output and the ``multitask`` metrics table.
+Draws :func:`nmrnn.figures.fig4.analyse.analyse`'s output and the ``multitask`` metrics table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -19,10 +18,10 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nmrnn.analysis.fig4 import ARCH_LABELS, ARCH_ORDER
+from nmrnn.figures.fig4.analyse import ARCH_ORDER
+from nmrnn.figures.style import ARCH_COLORS, arch_label, empty_panel, panel_letter, save_figure
 from nmrnn.tasks import multitask as mt
 
-ARCH_COLORS = {"nmrnn": "#d62728", "lrrnn": "#1f77b4", "vanilla": "#7f7f7f", "lstm": "#2ca02c"}
 EXTRA_NM_COLORS = ("#ff7f0e", "#e377c2", "#8c564b", "#bcbd22")
 TASK_COLORS = ("#6a3d9a", "#e6ab02", "#1b9e77", "#a6761d")
 TASK_MARKERS = ("o", "s", "^", "D")
@@ -46,24 +45,13 @@ def arch_color(arch: str) -> str:
     return "#9467bd"
 
 
-def _label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
-
-
 def _archs(values) -> list[str]:
     values = list(dict.fromkeys(values))
     return [a for a in ARCH_ORDER if a in values] + sorted(a for a in values if a not in ARCH_ORDER)
 
 
-def _letter(fig, ax, letter, dx=-0.04):
-    box = ax.get_position()
-    fig.text(box.x0 + dx, box.y1 + 0.008, letter, fontsize=16, fontweight="bold", va="bottom")
-
-
 def _empty(ax, text):
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, color="0.4",
-            transform=ax.transAxes, wrap=True)  # fmt: skip
+    empty_panel(ax, text, fontsize=9, wrap=True)
 
 
 def _epochs(ax, ev: Mapping[str, Any], i=None, label=False):
@@ -162,7 +150,7 @@ def _draw_training_accuracy(ax, metrics: pd.DataFrame):
     ax.set_xlim(-0.5, len(TRAIN_TASKS) - 0.5)
     ax.set_ylim(-4, 104)
     ax.set_ylabel("percent correct (stage 1)")
-    handles = [Line2D([], [], color=arch_color(a), marker="o", ls="-", lw=2, label=_label(a))
+    handles = [Line2D([], [], color=arch_color(a), marker="o", ls="-", lw=2, label=arch_label(a))
                for a in archs]  # fmt: skip
     for k, testset in enumerate(testsets):
         marker, label = TEST_SETS[testset]
@@ -217,7 +205,7 @@ def _draw_transfer_accuracy(ax, metrics: pd.DataFrame):
                 top = pd.to_numeric(sub["percent_correct"], errors="coerce").max()
                 top = top if np.isfinite(top) else 0.0
                 lift = 6 + 20 * (rank[arch] % 2)
-                ax.annotate(f"{_label(arch)}\n{n:.0f} retrained", (x, top), xytext=(0, lift),
+                ax.annotate(f"{arch_label(arch)}\n{n:.0f} retrained", (x, top), xytext=(0, lift),
                             textcoords="offset points", ha="center", fontsize=7.5,
                             color=arch_color(arch))  # fmt: skip
     ax.set_xscale("log")
@@ -372,7 +360,7 @@ def _draw_outputs(axes_t, axes_d, outputs: Mapping[str, Any]):
         ax.set_ylim(-1.3, 1.3)
         ax.set_xlim(0, t[-1])
         ax.set_xlabel("time (steps)", fontsize=8)
-        ax.set_title(f"{_label(arch)} (seed {int(o['seed'])}), one Memory Anti trial",
+        ax.set_title(f"{arch_label(arch)} (seed {int(o['seed'])}), one Memory Anti trial",
                      fontsize=9, color=arch_color(arch))  # fmt: skip
         if j == 0:
             ax.set_ylabel("output (solid), target (dashed)", fontsize=8)
@@ -406,7 +394,7 @@ def _draw_outputs(axes_t, axes_d, outputs: Mapping[str, Any]):
 
 
 def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_pdf: str) -> None:
-    """Draw Figure 4 from ``analysis`` (:func:`nmrnn.analysis.fig4.analyse`) and the
+    """Draw Figure 4 from ``analysis`` (:func:`nmrnn.figures.fig4.analyse.analyse`) and the
     ``multitask`` metrics table; write PNG and PDF."""
     seed = int(np.asarray(analysis.get("nmrnn_seed", -1)))
     metrics = pd.DataFrame() if metrics is None else metrics
@@ -445,9 +433,6 @@ def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame, out_png: str, out_p
         _draw_outputs(ax_ft, ax_fd, analysis.get("outputs", {}))
         for ax, letter in ((ax_ai[0], "A"), (ax_b, "B"), (ax_c, "C"), (ax_d[0], "D"),
                            (ax_e1, "E"), (ax_ft[0], "F")):  # fmt: skip
-            _letter(fig, ax, letter)
+            panel_letter(fig, ax, letter, dx=0.04, dy=0.008)
 
-    for path in (out_png, out_pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf, dpi=150)

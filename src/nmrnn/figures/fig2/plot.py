@@ -1,135 +1,23 @@
 """Figure 2: gain sets a mode's timescale (A), and the linear symmetric NM-RNN is an LSTM (B, C).
 
-Everything is computed here from fixed seeds with :mod:`nmrnn.theory`; no trained model is needed.
+Draws the analysis of :mod:`nmrnn.figures.fig2.analyse` (computed from fixed seeds, no trained
+model).
 """
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from nmrnn import theory
-from nmrnn.lowrank import low_rank_factors
-from nmrnn.models import LinearNMRNN
-
-CONSTANT_GAINS = (0.0, 0.5, 0.8, 0.95)
-DECAY_TAU_X = 10.0
-DECAY_T = 80
-LSTM_T = 500
-TOLERANCES = {
-    "decay_max_abs_error_discrete": 1e-5,
-    "decay_max_abs_error_continuous_tau1000": 1e-3,
-    "lstm_cell_max_rel_error": 1e-5,
-    "lstm_cell_vs_exact_recursion_max_rel_error": 1e-6,
-    "lstm_readout_max_rel_error": 1e-5,
-}
-METRIC_COLUMNS = ("experiment", "check", "value", "tolerance", "passed")
-
-
-def time_varying_gain(T: int = DECAY_T) -> np.ndarray:
-    """Hold, then release: s = 0.98 for 40 steps (memory), then 0.2 (fast decay). (T,)"""
-    return np.where(np.arange(1, T + 1) <= 40, 0.98, 0.2)
-
-
-def mode_decay_data(tau_x: float = DECAY_TAU_X, T: int = DECAY_T, seed: int = 0) -> dict:
-    """Simulate K = 5 modes of a linear symmetric NM-RNN, four constant gains and one time-varying,
-    from w_0 = 1, with zero input. Returns s (T, 5), w_sim, w_discrete, w_continuous (T, 5)."""
-    K = len(CONSTANT_GAINS) + 1
-    model = LinearNMRNN(N=20, M=2, K=K, O=1, tau_x=tau_x)
-    variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 2, 3)))
-    Q = low_rank_factors(variables["params"]["L"], "qr")
-    x0 = Q @ jnp.ones(K) + 0.5 * jax.random.normal(jax.random.PRNGKey(seed + 1), (20,))
-    variables = {**variables, "constants": {**variables["constants"], "x0": x0}}
-    s = np.concatenate(
-        [np.broadcast_to(CONSTANT_GAINS, (T, K - 1)), time_varying_gain(T)[:, None]], axis=1
-    )
-    w, w0 = theory.simulate_mode_decay(model, variables, s[None])
-    w0 = np.asarray(w0, np.float64)
-    return {
-        "s": s,
-        "w0": w0,
-        "w_sim": np.asarray(w[0], np.float64) / w0,
-        "w_discrete": theory.mode_decay_discrete(w0, s, tau_x) / w0,
-        "w_continuous": theory.mode_decay_continuous(w0, s, tau_x) / w0,
-    }
-
-
-def continuous_limit_error(tau_x: float = 1000.0, seed: int = 0) -> float:
-    """Max |simulation - continuous closed form| / |w_0| over 3 τx steps at a large τx."""
-    model = LinearNMRNN(N=20, M=2, K=2, O=1, tau_x=tau_x)
-    variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 2, 3)))
-    s = np.broadcast_to([0.0, 0.8], (1, int(3 * tau_x), 2))
-    w, w0 = theory.simulate_mode_decay(model, variables, s)
-    continuous = theory.mode_decay_continuous(w0, s, tau_x)
-    return float(np.abs(np.asarray(w) - continuous).max() / np.abs(np.asarray(w0)).max())
-
-
-def lstm_correspondence_data(T: int = LSTM_T, seed: int = 0) -> theory.LSTMCorrespondence:
-    """A τx = 1 linear symmetric NM-RNN (N = 20, M = 4, K = 3) with neuromodulatory weights scaled
-    up so the gains sweep (0, 1), run with its constructed LSTM on T steps of N(0, 1) input."""
-    model = LinearNMRNN(N=20, M=4, K=3, O=1, tau_x=1.0, tau_z=5.0)
-    inputs = jax.random.normal(jax.random.PRNGKey(seed + 7), (1, T, 3))
-    variables = model.init(jax.random.PRNGKey(seed), inputs[:, :2])
-    keys = jax.random.split(jax.random.PRNGKey(seed + 100), 3)
-    params = dict(variables["params"])
-    for key, (name, scale) in zip(keys, (("W_z", 1.5), ("A_z", 2.0), ("b_z", 1.5)), strict=True):
-        params[name] = scale * jax.random.normal(key, params[name].shape)
-    return theory.run_nmrnn_and_lstm(model, {**variables, "params": params}, inputs)
-
-
-def theory_metrics(decay: dict, corr: theory.LSTMCorrespondence, continuous_err: float) -> list:
-    """Tidy rows (experiment='theory', check, value, tolerance, passed).
-
-    ``decay_*``: max |simulated - closed form| with w_0 = 1 (so absolute = relative);
-    ``lstm_*``: max absolute error divided by the scale max|w| (max|y| for the readout);
-    ``lstm_sequence_length``: T, which must be at least 500.
-    """
-    w, c = np.asarray(corr.w_nmrnn), np.asarray(corr.c_lstm_rescaled)
-    scale = np.abs(corr.w_exact).max()
-    y, y_lstm = np.asarray(corr.y_nmrnn), np.asarray(corr.y_lstm)
-    values = {
-        "decay_max_abs_error_discrete": np.abs(decay["w_sim"] - decay["w_discrete"]).max(),
-        "decay_max_abs_error_continuous_tau1000": continuous_err,
-        "lstm_cell_max_rel_error": np.abs(w - c).max() / scale,
-        "lstm_cell_vs_exact_recursion_max_rel_error": np.abs(c - corr.w_exact).max() / scale,
-        "lstm_readout_max_rel_error": np.abs(y - y_lstm).max() / np.abs(y).max(),
-    }
-    rows = [
-        {
-            "experiment": "theory",
-            "check": check,
-            "value": float(value),
-            "tolerance": TOLERANCES[check],
-            "passed": bool(value < TOLERANCES[check]),
-        }
-        for check, value in values.items()
-    ]
-    T = w.shape[1]
-    rows.append(
-        {
-            "experiment": "theory",
-            "check": "lstm_sequence_length",
-            "value": float(T),
-            "tolerance": float(LSTM_T),
-            "passed": bool(T >= LSTM_T),
-        }
-    )
-    return rows
-
-
-# --- drawing ---------------------------------------------------------------------------------
-
-
-def _panel_letter(fig, ax, letter):
-    bbox = ax.get_position()
-    fig.text(bbox.x0 - 0.045, bbox.y1 + 0.01, letter, fontsize=16, fontweight="bold", va="bottom")
+from nmrnn.figures.fig2.analyse import CONSTANT_GAINS, DECAY_TAU_X
+from nmrnn.figures.style import panel_letter, save_figure
 
 
 def _draw_decay(ax_s, ax_w, decay):
@@ -165,9 +53,9 @@ def _draw_decay(ax_s, ax_w, decay):
 
 
 def _draw_correspondence(ax_w, ax_e, corr, window=120):
-    w = np.asarray(corr.w_nmrnn)[0]
-    c = np.asarray(corr.c_lstm_rescaled)[0]
-    exact = corr.w_exact[0]
+    w = np.asarray(corr["w_nmrnn"])[0]
+    c = np.asarray(corr["c_lstm_rescaled"])[0]
+    exact = np.asarray(corr["w_exact"])[0]
     T, K = w.shape
     t = np.arange(1, T + 1)
     colors = sns.color_palette("deep", K)
@@ -294,21 +182,11 @@ def _draw_diagram(ax):
     )
 
 
-def make_figure2(out_png, out_pdf, metrics_csv=None) -> list[dict]:
-    """Compute the theory checks (fixed seeds), draw Figure 2, write PNG and PDF (and CSV).
-
-    Args:
-        out_png, out_pdf: output paths.
-        metrics_csv: optional path for the tidy metrics table
-            (columns experiment, check, value, tolerance, passed).
-
-    Returns:
-        the metric rows as dicts.
-    """
-    decay = mode_decay_data()
-    corr = lstm_correspondence_data()
-    rows = theory_metrics(decay, corr, continuous_limit_error())
-
+def plot(analysis: Mapping[str, Any], metrics: pd.DataFrame | None, out_png: str,
+         out_pdf: str) -> None:  # fmt: skip
+    """Draw Figure 2 from the analysis dict (:func:`nmrnn.figures.fig2.analyse.analyse`); write
+    PNG and PDF. ``metrics`` (the ``theory`` table) is accepted for the common signature."""
+    decay, corr = analysis["decay"], analysis["correspondence"]
     with sns.axes_style("ticks"):
         fig = Figure(figsize=(13.5, 10.0))
         grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 0.78], hspace=0.28, left=0.06, right=0.98,
@@ -325,16 +203,6 @@ def make_figure2(out_png, out_pdf, metrics_csv=None) -> list[dict]:
         ax_s.set_title("a mode's timescale is τx / (1 − s)", fontsize=10.5)
         ax_bw.set_title("constructed LSTM reproduces the NM-RNN's modes", fontsize=10.5)
         for ax, letter in ((ax_s, "A"), (ax_bw, "B"), (ax_c, "C")):
-            _panel_letter(fig, ax, letter)
+            panel_letter(fig, ax, letter, dx=0.045, dy=0.01)
 
-    for path in (out_png, out_pdf):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=200)
-    fig.savefig(out_pdf)
-    if metrics_csv is not None:
-        Path(metrics_csv).parent.mkdir(parents=True, exist_ok=True)
-        with open(metrics_csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    return rows
+    save_figure(fig, out_png, out_pdf, dpi=200)

@@ -4,59 +4,36 @@
 Memory Pro) and ``multitask_transfer`` (stage 2: Memory Anti from a new context column)
 experiments and returns what the figure draws besides the metrics table: one example trial per
 task, the NM-RNN's gains s(t) per task, a PCA of the NM-RNN's fast state x across tasks, and the
-outputs of the transferred networks on Memory Anti. ``claims`` checks claim 3 on the tidy metrics.
+outputs of the transferred networks on Memory Anti, from the files the workflow rule gives
+(:class:`RunFiles`). Claim 3 is checked in :mod:`nmrnn.figures.fig4.claims`; the figure is drawn
+by :mod:`nmrnn.figures.fig4.plot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
-from nmrnn import claims as cl
 from nmrnn.architectures import build_model
 from nmrnn.experiments import model_settings
+from nmrnn.figures.common import RunFiles, jnp_tree, pca, runner
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import multitask as mt
 from nmrnn.tasks.common import TaskData
 
 STAGE1, TRANSFER = "multitask", "multitask_transfer"
 ARCH_ORDER = ("nmrnn", "lrrnn", "vanilla", "lstm")
-BASELINES = ("lrrnn", "vanilla", "lstm")
 OUTPUT_ARCHS = ("nmrnn", "lrrnn")  # panel F
-ARCH_LABELS = {"nmrnn": "NM-RNN", "lrrnn": "LR-RNN", "vanilla": "vanilla RNN", "lstm": "LSTM"}
 N_PCS = 6
 EXAMPLE_KEY = 4  # PRNG key of panel A's example trials (one θ shared by the four tasks)
 EPOCHS = ("pre_go", "response")  # PCA time points: last step before go, last step of the trial
 
 
 # ----------------------------------------------------------------------------- pure helpers
-
-
-def pca(X: np.ndarray, n_components: int) -> dict[str, np.ndarray]:
-    """Principal components of the rows of X: (n, D).
-
-    Returns mean (D,), components (P, D) (orthonormal rows, sign fixed so each component's
-    largest-magnitude loading is positive), scores (n, P) = (X - mean) @ componentsᵀ, and
-    explained (P,), the fraction of the total variance along each component. P = min(
-    n_components, n, D).
-    """
-    X = np.asarray(X, np.float64)
-    mean = X.mean(axis=0)
-    Xc = X - mean
-    _, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
-    P = min(n_components, Vt.shape[0])
-    comps = Vt[:P]
-    signs = np.sign(comps[np.arange(P), np.argmax(np.abs(comps), axis=1)])
-    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]
-    total = (sv**2).sum()
-    explained = sv[:P] ** 2 / total if total > 0 else np.zeros(P)
-    return {"mean": mean, "components": comps, "scores": Xc @ comps.T, "explained": explained}
 
 
 def separation(scores: np.ndarray, group_a: np.ndarray, group_b: np.ndarray) -> np.ndarray:
@@ -137,9 +114,8 @@ def _ordered(archs) -> list[str]:
 class _Run:
     """Trained networks and task data of one experiment, loaded lazily."""
 
-    def __init__(self, experiments, experiment, results_dir):
-        self.experiments, self.experiment = experiments, experiment
-        self.root = Path(results_dir) / experiment
+    def __init__(self, experiments, experiment, files: RunFiles):
+        self.experiments, self.experiment, self.files = experiments, experiment, files
         self.seeds = list(range(int(experiments[experiment]["seeds"])))
         self.archs = _ordered(experiments[experiment]["archs"])
         self._models, self._data, self._runs, self._apply = {}, {}, {}, {}
@@ -151,11 +127,11 @@ class _Run:
         return self._models[arch]
 
     def variables(self, arch, seed):
-        return load_tree(self.root / arch / f"seed{seed}" / "params.npz")
+        return load_tree(self.files.file(self.experiment, arch, seed, "params"))
 
     def test(self, seed) -> TaskData:
         if seed not in self._data:
-            tree = load_tree(self.root / "data" / f"seed{seed}.npz")
+            tree = load_tree(self.files.task_data(self.experiment, seed))
             self._data[seed] = tree_taskdata(tree["test"])
         return self._data[seed]
 
@@ -163,8 +139,8 @@ class _Run:
         """Trajectories (y, x, ...) of one network on its seed's whole test set (cached)."""
         if (arch, seed) not in self._runs:
             if arch not in self._apply:  # one compilation per architecture, shared by seeds
-                self._apply[arch] = jax.jit(self.model(arch).apply)
-            variables = jax.tree.map(jnp.asarray, self.variables(arch, seed))
+                self._apply[arch] = runner(self.model(arch))
+            variables = jnp_tree(self.variables(arch, seed))
             out = self._apply[arch](variables, jnp.asarray(self.test(seed).inputs))
             self._runs[arch, seed] = {k: np.asarray(v) for k, v in out.items()}
         return self._runs[arch, seed]
@@ -287,7 +263,7 @@ def _panel_outputs(transfer: _Run | None) -> dict:
     return out
 
 
-def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
+def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
     """Everything Figure 4 draws besides the metrics table (a nested dict of numpy arrays).
 
     Keys: ``tasks`` (panel A: one trial per task), ``gains`` (D: NM-RNN s(t), one typical trial
@@ -296,10 +272,11 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
     ``outputs`` (F: per architecture, Memory Anti outputs after transfer), ``nmrnn_seed`` (the
     NM-RNN seed of D and E: the one with the median Memory Anti accuracy after transfer, or the
     median stage-1 accuracy without a transfer run). Panels whose networks are absent are empty.
+    ``files``: the parameters of every (experiment, arch, seed) and the task data of every seed.
     """
     name1, name2 = _experiment_names(experiments)
-    stage1 = _Run(experiments, name1, results_dir) if name1 else None
-    transfer = _Run(experiments, name2, results_dir) if name2 else None
+    stage1 = _Run(experiments, name1, files) if name1 else None
+    transfer = _Run(experiments, name2, files) if name2 else None
     chooser = transfer if transfer and "nmrnn" in transfer.archs else stage1
     seed = chooser.representative_seed("nmrnn") if chooser and "nmrnn" in chooser.archs else -1
     return {
@@ -310,94 +287,3 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
         "pca": _panel_pca(stage1, seed) if seed >= 0 else {},
         "outputs": _panel_outputs(transfer),
     }
-
-
-# ----------------------------------------------------------------------------- claims
-
-
-def _per_seed(frame: pd.DataFrame, arch: str, column: str) -> pd.Series:
-    rows = frame[frame["arch"] == arch]
-    return rows.groupby("seed")[column].mean().sort_index()
-
-
-def _trainable(frame: pd.DataFrame, arch: str) -> float:
-    vals = pd.to_numeric(frame.loc[frame["arch"] == arch, "n_trainable"], errors="coerce")
-    vals = vals[np.isfinite(vals)]
-    return float(vals.median()) if len(vals) else np.nan
-
-
-def _claim_row(frame: pd.DataFrame, claim: str, baseline: str, testset: str) -> dict | None:
-    acc = {a: _per_seed(frame, a, "percent_correct") for a in ("nmrnn", baseline)}
-    if any(len(v) == 0 for v in acc.values()):
-        return None
-    res = cl.compare(acc["nmrnn"].values, acc[baseline].values, alternative="greater")
-    n_nm, n_base = _trainable(frame, "nmrnn"), _trainable(frame, baseline)
-    better = bool(np.isfinite(res["p_value"]) and res["p_value"] < cl.ALPHA)
-    fewer = bool(np.isfinite(n_nm) and np.isfinite(n_base) and n_nm < n_base)
-    fmt_n = lambda n: "?" if not np.isfinite(n) else f"{n:.0f}"  # noqa: E731
-    ratio = f" ({n_base / n_nm:.1f}x fewer)" if fewer and n_nm > 0 else ""
-    values = cl.format_values({a: v.values for a, v in acc.items()}, "{:.1f}%")
-    detail = "; ".join(
-        f"{a} per seed " + ", ".join(f"{int(k)}: {x:.2f}" for k, x in v.items())
-        for a, v in acc.items()
-    )
-    detail += (
-        f"; accuracy greater: {better}; fewer retrained parameters: {fewer}"
-        f" (nmrnn {fmt_n(n_nm)} vs {baseline} {fmt_n(n_base)})"
-    )
-    return {
-        "claim": claim,
-        "statement": (
-            "After transfer to Memory Anti, the NM-RNN is more accurate than the "
-            f"{ARCH_LABELS.get(baseline, baseline)} while "
-            "retraining far fewer parameters."
-        ),
-        "metric": (
-            f"percent correct on Memory Anti after transfer ({testset} test set, atan2 rule; "
-            "median across seeds) and parameters retrained in the transfer stage"
-        ),
-        "values": f"{values}; retrained: nmrnn {fmt_n(n_nm)}, {baseline} {fmt_n(n_base)}{ratio}",
-        "seeds": f"nmrnn {len(acc['nmrnn'])}; {baseline} {len(acc[baseline])}",
-        "test": (
-            f"one-sided Mann-Whitney U, nmrnn > {baseline} (alpha {cl.ALPHA}), "
-            f"and n_trainable nmrnn < {baseline}"
-        ),
-        "p_value": res["p_value"],
-        "holds": better and fewer,
-        "detail": detail,
-    }
-
-
-def claims(metrics: pd.DataFrame) -> list[dict]:
-    """Claim 3 (SPEC §6): rows "3-lrrnn", "3-vanilla", "3-lstm" on the generated test set and
-    "3-frozen-testset" (NM-RNN vs LR-RNN on the authors' frozen test set, if scored).
-
-    A row holds when the NM-RNN's per-seed Memory Anti accuracy is greater (one-sided
-    Mann-Whitney U, p < ALPHA) AND it retrains fewer parameters. Architectures absent from the
-    table are skipped.
-    """
-    needed = {"experiment", "arch", "seed", "task", "percent_correct"}
-    if metrics is None or metrics.empty or not needed <= set(metrics.columns):
-        return []
-    if "checkpoint" in metrics.columns:  # with checkpoint selection: final, then selected
-        rows = claims(metrics[metrics["checkpoint"] == "final"].drop(columns="checkpoint"))
-        for row in claims(metrics[metrics["checkpoint"] == "selected"].drop(columns="checkpoint")):
-            row["claim"] += "-selected"
-            row["metric"] = (
-                "parameters kept by checkpoint selection (select_best): " + row["metric"]
-            )
-            rows.append(row)
-        return rows
-    frame = metrics[metrics["task"] == "memory_anti"]
-    if "stage" in frame.columns:
-        frame = frame[frame["stage"] == "transfer"]
-    if "testset" not in frame.columns:
-        frame = frame.assign(testset="generated")
-    frame = frame.assign(percent_correct=pd.to_numeric(frame["percent_correct"], errors="coerce"))
-    rows = []
-    generated = frame[frame["testset"] == "generated"]
-    for baseline in BASELINES:
-        rows.append(_claim_row(generated, f"3-{baseline}", baseline, "generated"))
-    frozen = frame[frame["testset"] == "authors_frozen"]
-    rows.append(_claim_row(frozen, "3-frozen-testset", "lrrnn", "authors' frozen"))
-    return [r for r in rows if r is not None]

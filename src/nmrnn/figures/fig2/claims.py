@@ -1,4 +1,5 @@
-"""Figure 2's claims: the theory checks (computed in :mod:`nmrnn.plots.fig2`) as claim rows."""
+"""Figure 2's claims: the theory checks (computed in :mod:`nmrnn.figures.fig2.analyse`) as claim
+rows."""
 
 from __future__ import annotations
 

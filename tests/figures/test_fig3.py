@@ -11,8 +11,10 @@ import pytest
 
 from nmrnn import claims as cl
 from nmrnn import experiments as ex
-from nmrnn.analysis import fig3
 from nmrnn.architectures import build_model
+from nmrnn.figures.fig3 import analyse as fig3
+from nmrnn.figures.fig3 import claims as claims3
+from nmrnn.figures.fig3.plot import plot as fig3_plot
 from nmrnn.io import load_tree, save_tree, taskdata_tree
 from nmrnn.tasks import mwg
 from nmrnn.tasks.common import TaskData
@@ -57,7 +59,7 @@ def _by_id(rows):
 
 
 def test_claims_hold_when_the_nmrnn_is_clearly_better():
-    rows = fig3.claims(_metrics(GOOD))
+    rows = claims3.claims(_metrics(GOOD))
     assert [tuple(r) for r in rows] == [cl.COLUMNS] * len(rows)
     by = _by_id(rows)
     assert set(by) == {"1-shorter", "1-longer", "1-trained", "2-vanilla", "2-lstm"}
@@ -73,7 +75,7 @@ def test_claims_fail_with_the_numbers_when_the_nmrnn_is_worse():
         "vanilla": _level(0.05, 0.003, 0.05),
         "lstm": _level(0.02, 0.001, 0.02),
     }
-    by = _by_id(fig3.claims(_metrics(levels)))
+    by = _by_id(claims3.claims(_metrics(levels)))
     assert not any(r["holds"] for r in by.values())
     assert by["1-longer"]["p_value"] > 0.5
     assert re.search(r"nmrnn 0\.(29|30|31)", by["1-longer"]["values"])  # numbers are reported
@@ -85,24 +87,24 @@ def test_comparable_to_the_lstm_is_a_two_sided_band():
         frame = _metrics(GOOD)
         nm_mse = frame.loc[frame["arch"] == "nmrnn", "mse"].to_numpy()
         frame.loc[frame["arch"] == "lstm", "mse"] = nm_mse / factor  # median ratio = factor
-        row = _by_id(fig3.claims(frame))["2-lstm"]
+        row = _by_id(claims3.claims(frame))["2-lstm"]
         assert row["holds"] is holds, (factor, row["detail"])
 
 
 def test_vanilla_claim_is_at_least_as_good_by_medians():
     levels = {**GOOD, "vanilla": _level(0.012, 0.003, 0.012)}
-    row = _by_id(fig3.claims(_metrics(levels)))["2-vanilla"]
+    row = _by_id(claims3.claims(_metrics(levels)))["2-vanilla"]
     assert row["holds"] is True  # medians say ≤ even if the test is not significant
     levels = {**GOOD, "vanilla": _level(0.005, 0.003, 0.005)}
-    assert _by_id(fig3.claims(_metrics(levels)))["2-vanilla"]["holds"] is False
+    assert _by_id(claims3.claims(_metrics(levels)))["2-vanilla"]["holds"] is False
 
 
 def test_claims_skip_missing_architectures_and_survive_nans():
     frame = _metrics({k: GOOD[k] for k in ("nmrnn", "lstm")})
-    assert [r["claim"] for r in fig3.claims(frame)] == ["2-lstm"]
+    assert [r["claim"] for r in claims3.claims(frame)] == ["2-lstm"]
     frame = _metrics(GOOD)
     frame.loc[(frame["arch"] == "nmrnn") & (frame["seed"] == 0), "mse"] = np.nan
-    by = _by_id(fig3.claims(frame))
+    by = _by_id(claims3.claims(frame))
     assert by["1-longer"]["holds"] is True  # 4 good seeds still beat 5 (p = 1/126)
     assert "NaN" in by["1-longer"]["detail"]
     assert by["1-longer"]["seeds"].startswith("nmrnn 5")
@@ -110,16 +112,16 @@ def test_claims_skip_missing_architectures_and_survive_nans():
 
 def test_per_seed_group_mse_is_the_mean_over_the_groups_intervals():
     frame = _metrics(GOOD, seeds=2)
-    got = fig3.per_seed_group_mse(frame, "lrrnn", ["shorter", "longer"])
+    got = claims3.per_seed_group_mse(frame, "lrrnn", ["shorter", "longer"])
     sel = frame[(frame["arch"] == "lrrnn") & frame["group"].isin(["shorter", "longer"])]
     np.testing.assert_allclose(got.to_numpy(), sel.groupby("seed")["mse"].mean().to_numpy())
     assert len(got) == 2
 
 
 def test_target_variance_is_that_of_the_test_targets():
-    var = fig3.target_variance()
+    var = claims3.target_variance()
     assert 0.15 < var < 0.25  # half the trial at -0.5, the rest ramping to +0.5
-    assert fig3.FIT_THRESHOLD < 0.1 * var
+    assert claims3.FIT_THRESHOLD < 0.1 * var
 
 
 def test_premeasure_override_holds_each_trials_value_before_the_pulse():
@@ -180,7 +182,7 @@ def _random_variables(model, seed, U=3):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, pipeline_files):
     """A results folder with the pipeline's layout: data and params of 2 seeds × 3 archs."""
     root = tmp_path_factory.mktemp("results")
     experiments = _tiny_experiments()
@@ -193,7 +195,7 @@ def tiny_run(tmp_path_factory):
             model = build_model(ex.model_settings(experiments, "mwg", arch))
             save_tree(root / "mwg" / arch / f"seed{seed}" / "params.npz",
                       _random_variables(model, 10 * seed + len(arch)))  # fmt: skip
-    return experiments, root, fig3.analyse(experiments, str(root))
+    return experiments, root, fig3.analyse(experiments, pipeline_files(experiments, root))
 
 
 def test_analyse_returns_what_the_figure_needs(tiny_run, tmp_path):
@@ -260,12 +262,6 @@ def test_plot_copes_without_the_nmrnn_and_rank1_sections(tiny_run, tmp_path):
     assert (tmp_path / "a.png").stat().st_size > 0
 
 
-def fig3_plot(*args):
-    from nmrnn.plots.fig3 import plot
-
-    plot(*args)
-
-
 def test_selected_parameters_are_scored_and_claimed_next_to_the_final_ones():
     """With select_best (the authors' rule), MWG metrics have final and selected rows
     (``checkpoint``) and the claims are made for both (ids ``…-selected``)."""
@@ -287,6 +283,6 @@ def test_selected_parameters_are_scored_and_claimed_next_to_the_final_ones():
 
     final_rows = _metrics(GOOD).assign(checkpoint="final")
     selected_rows = _metrics({**GOOD, "nmrnn": GOOD["lrrnn"]}, seed=1).assign(checkpoint="selected")
-    rows = _by_id(fig3.claims(pd.concat([final_rows, selected_rows], ignore_index=True)))
+    rows = _by_id(claims3.claims(pd.concat([final_rows, selected_rows], ignore_index=True)))
     assert rows["1-longer"]["holds"] and not rows["1-longer-selected"]["holds"]
     assert "checkpoint selection" in rows["1-longer-selected"]["metric"]

@@ -1,6 +1,7 @@
 """Figure 5 (Element Finder Task): test MSE and training curves of every architecture, the
 dynamics of the best NM-RNN configuration (z, s and x across query indices and target values),
-and the claim 4 of SPEC §6 from the tidy metrics table.
+from the files the workflow rule gives (:class:`RunFiles`). Claim 4 is checked in
+:mod:`nmrnn.figures.fig5.claims`; the figure is drawn by :mod:`nmrnn.figures.fig5.plot`.
 
 ``analyse`` returns a nested dict of numpy arrays (saved to ``analysis/fig5.npz``)::
 
@@ -33,16 +34,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
-from nmrnn import claims as cl
 from nmrnn import experiments as ex
 from nmrnn.architectures import build_model, parameter_count
 from nmrnn.evaluation import selected_variables, trial_mse
+from nmrnn.figures.common import RunFiles, bin_curve, jnp_tree, pca, runner
+from nmrnn.figures.fig5.claims import EXPERIMENT, best_of
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import eft
 
-EXPERIMENT = "eft"
 N_CURVE_POINTS = 200
 QUERY_SWEEP = (2, 6, 10, 14, 18, 22)
 QUERY_SWEEP_VALUE = 5
@@ -53,12 +53,6 @@ SWEEP_SEED = 5  # key of the random (non-queried) elements of the sweeps
 EXAMPLE_SEED = 3  # key of the example trial of panel A
 EXAMPLE_QUERY = 14
 LATE_STEPS = 5  # "late" z: the last LATE_STEPS steps of the trial
-# Claim 4-lstm: "LSTM-level" = best NM-RNN median MSE at most this factor times the LSTM's median,
-# and below LEARNED_FRACTION × chance (it explains at least half of the target's variance), so
-# that two networks that both stayed at chance do not count as matching.
-LSTM_LEVEL_FACTOR = 1.5
-LEARNED_FRACTION = 0.5
-
 
 # ---------------------------------------------------------------------------------- helpers
 
@@ -66,40 +60,6 @@ LEARNED_FRACTION = 0.5
 def is_nmrnn(experiments: Mapping[str, Any], arch: str, experiment: str = EXPERIMENT) -> bool:
     """Whether an architecture of the experiment is an NM-RNN (its model is ``nmrnn``)."""
     return experiments[experiment]["archs"][arch].get("model") == "nmrnn"
-
-
-def bin_curve(loss: Sequence[float], n_points: int = N_CURVE_POINTS) -> tuple[np.ndarray, ...]:
-    """A loss curve averaged in ``n_points`` contiguous bins of steps.
-
-    loss: (steps,) loss at step 0, 1, .... Returns (steps (P,), values (P,)) with P = min(n_points,
-    steps): the mean step and the mean loss (NaN-aware) of each bin.
-    """
-    loss = np.asarray(loss, float)
-    if loss.size == 0:
-        return np.zeros(0), np.zeros(0)
-    chunks = np.array_split(np.arange(loss.size), min(n_points, loss.size))
-    steps = np.array([c.mean() for c in chunks])
-    with np.errstate(all="ignore"):
-        values = np.array([np.nanmean(loss[c]) if np.isfinite(loss[c]).any() else np.nan
-                           for c in chunks])  # fmt: skip
-    return steps, values
-
-
-def pca(data: np.ndarray) -> dict[str, np.ndarray]:
-    """Principal components of rows of ``data`` (n, D).
-
-    Returns mean (D,), components (min(n, D), D) (unit rows, by decreasing variance; each row's
-    sign set so its largest-magnitude entry is positive) and explained (fraction of variance).
-    """
-    data = np.asarray(data, float)
-    mean = data.mean(axis=0)
-    _, sing, vt = np.linalg.svd(data - mean, full_matrices=False)
-    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
-    signs[signs == 0] = 1.0
-    var = sing**2
-    total = var.sum()
-    explained = var / total if total > 0 else np.zeros_like(var)
-    return {"mean": mean, "components": vt * signs[:, None], "explained": explained}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -177,14 +137,6 @@ def read_losses(path: str | Path, column: str = "loss") -> np.ndarray | None:
         if column not in (reader.fieldnames or ()):
             return None
         return np.array([float(r[column]) if r[column] else np.nan for r in reader])
-
-
-def _runner(model):
-    return jax.jit(lambda variables, inputs: model.apply(variables, inputs))
-
-
-def _jnp_tree(tree: Mapping[str, Any]) -> dict:
-    return {col: {k: jnp.asarray(v) for k, v in leaves.items()} for col, leaves in tree.items()}
 
 
 # ---------------------------------------------------------------------------------- dynamics
@@ -278,12 +230,13 @@ def nmrnn_dynamics(model, variables, n: int = TRIALS_PER_CONDITION) -> dict:
     (``query_sweep``, ``value_sweep``: z_pc1 (C, T), s (C, T, K), y (C, T)) and the numbers of
     :func:`dynamics_summary` computed on single trials.
     """
-    run = _runner(model)
-    variables = _jnp_tree(variables)
+    run = runner(model)
+    variables = jnp_tree(variables)
     sets = sweep_sets(n)
     traj = {name: _trajectories(run, variables, data) for name, data in sets.items()}
     z_random = traj["query_random"]["z"]
-    pcs = pca(z_random.mean(axis=1).reshape(-1, z_random.shape[-1]))
+    fit = pca(z_random.mean(axis=1).reshape(-1, z_random.shape[-1]))
+    pcs = {k: fit[k] for k in ("mean", "components", "explained")}
     proj = {name: (t["z"] - pcs["mean"]) @ pcs["components"][0] for name, t in traj.items()}
     q_trials = np.repeat(np.asarray(QUERY_SWEEP, float), n)
     with np.errstate(all="ignore"):
@@ -332,25 +285,16 @@ def example_trial(seed: int = EXAMPLE_SEED) -> dict[str, np.ndarray]:
     }
 
 
-def best_of(mse: Mapping[str, np.ndarray], candidates: Sequence[str]) -> str | None:
-    """The candidate with the lowest median of its finite values (None if none has any)."""
-    best, best_med = None, np.inf
-    for arch in candidates:
-        vals = np.asarray(mse[arch], float)
-        vals = vals[np.isfinite(vals)]
-        if vals.size and float(np.median(vals)) < best_med:
-            best, best_med = arch, float(np.median(vals))
-    return best
+def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
+    """Test MSE, training curves and the best NM-RNN's dynamics for Figure 5 (see module doc).
 
-
-def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
-    """Test MSE, training curves and the best NM-RNN's dynamics for Figure 5 (see module doc)."""
+    ``files``: the parameters, losses and metadata of every (eft, arch, seed) and the task data of
+    every seed."""
     exp = experiments[EXPERIMENT]
-    root = Path(results_dir) / EXPERIMENT
     seeds = list(range(int(exp["seeds"])))
     archs = list(exp["archs"])
     n_inputs, _ = ex.task_dimensions(exp)
-    tests = {s: tree_taskdata(load_tree(root / "data" / f"seed{s}.npz")["test"]) for s in seeds}
+    tests = {s: tree_taskdata(load_tree(files.task_data(EXPERIMENT, s))["test"]) for s in seeds}
 
     out: dict[str, Any] = {"archs": {}}
     mse: dict[str, np.ndarray] = {}
@@ -359,18 +303,19 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
     for arch in archs:
         model = build_model(ex.model_settings(experiments, EXPERIMENT, arch))
         models[arch] = model
-        run = _runner(model)
+        run = runner(model)
         vals, curves, chosen, chosen_step, checks = [], [], [], [], []
         for s in seeds:
-            folder = root / arch / f"seed{s}"
-            variables = load_tree(folder / "params.npz")
+            variables = load_tree(files.file(EXPERIMENT, arch, s, "params"))
+            losses = files.file(EXPERIMENT, arch, s, "losses")
             vals.append(_test_mse(run, variables, tests[s]))
-            curves.append(bin_curve(read_losses(folder / "losses.csv")))
+            curves.append(bin_curve(read_losses(losses), N_CURVE_POINTS))
             selected = selected_variables(variables)
             if selected is not None:
                 chosen.append(_test_mse(run, selected, tests[s]))
-                chosen_step.append(json.loads((folder / "meta.json").read_text())["selected_step"])
-                checks.append(bin_curve(read_losses(folder / "losses.csv", "validation_loss"))[1])
+                meta = Path(files.file(EXPERIMENT, arch, s, "meta")).read_text()
+                chosen_step.append(json.loads(meta)["selected_step"])
+                checks.append(bin_curve(read_losses(losses, "validation_loss"), N_CURVE_POINTS)[1])
         mse[arch] = np.asarray(vals)
         length = min(len(c[0]) for c in curves)
         steps = curves[0][0][:length]
@@ -411,7 +356,7 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
     if best is not None:
         finite = np.where(np.isfinite(scores[best]), scores[best], np.inf)
         seed = seeds[int(np.argmin(finite))]
-        variables = load_tree(root / best / f"seed{seed}" / "params.npz")
+        variables = load_tree(files.file(EXPERIMENT, best, seed, "params"))
         if use_selected:
             variables = selected_variables(variables)
         out["dynamics"] = {
@@ -426,142 +371,5 @@ def analyse(experiments: Mapping[str, Any], results_dir: str) -> dict:
 
 
 def _test_mse(run, variables, test) -> float:
-    y = np.asarray(run(_jnp_tree(variables), jnp.asarray(test.inputs))["y"])
+    y = np.asarray(run(jnp_tree(variables), jnp.asarray(test.inputs))["y"])
     return float(trial_mse(y, test).mean())
-
-
-# ---------------------------------------------------------------------------------- claims
-
-
-def _per_seed(metrics: pd.DataFrame, arch: str) -> pd.Series:
-    rows = metrics[metrics["arch"] == arch]
-    if "seed" in rows:
-        rows = rows.sort_values("seed")
-    return rows["mse"].astype(float).reset_index(drop=True)
-
-
-_detail = cl.format_detail
-_seeds_text = cl.format_seed_counts
-
-
-def _lstm_level(nm: pd.Series, lstm: pd.Series) -> tuple[dict, bool]:
-    c = cl.compare(nm, lstm, "less")
-    ratio = c["ratio"]
-    holds = bool(
-        np.isfinite(ratio)
-        and ratio <= LSTM_LEVEL_FACTOR
-        and c["median_a"] < LEARNED_FRACTION * eft.CHANCE_MSE
-    )
-    return c, holds
-
-
-def claims(metrics: pd.DataFrame) -> list[dict]:
-    """Claim rows for SPEC §6 claim 4 from the ``eft`` metrics table (one row per arch and seed).
-
-    NM-RNN configurations are the archs whose name starts with ``nmrnn``; the best one has the
-    lowest median test MSE. Rows whose architectures are missing are skipped; NaN MSEs are left
-    out of the tests (and counted in ``detail``). With a ``checkpoint`` column (runs with
-    checkpoint selection), the rows are made for the final parameters (ids ``4-…``) and again for
-    the validation-selected ones (ids ``4-…-selected``).
-    """
-    if metrics is None or metrics.empty or not {"arch", "mse"} <= set(metrics.columns):
-        return []
-    if "experiment" in metrics:
-        metrics = metrics[metrics["experiment"] == EXPERIMENT]
-    if "checkpoint" not in metrics:
-        return _claim_rows(metrics, "", "final-step test MSE (median across seeds)")
-    rows = _claim_rows(
-        metrics[metrics["checkpoint"] == "final"], "", "final-step test MSE (median across seeds)"
-    )
-    rows += _claim_rows(
-        metrics[metrics["checkpoint"] == "selected"],
-        "-selected",
-        "test MSE of each seed's parameters kept by checkpoint selection (select_best: the "
-        "lowest loss on held-out validation trials, or on a training minibatch under the "
-        "authors' protocol; median across seeds)",
-    )
-    return rows
-
-
-def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
-    if metrics.empty:
-        return []
-    archs = list(dict.fromkeys(metrics["arch"]))
-    values = {a: _per_seed(metrics, a) for a in archs}
-    configs = [a for a in archs if a.startswith("nmrnn")]
-    best = best_of({a: v.to_numpy() for a, v in values.items()}, configs)
-    if best is None:
-        return []
-    alpha = cl.ALPHA
-    learned = LEARNED_FRACTION * eft.CHANCE_MSE
-    factor = LSTM_LEVEL_FACTOR
-    medians = {a: float(np.nanmedian(values[a])) if values[a].notna().any() else np.nan
-               for a in configs}  # fmt: skip
-    selection = (
-        f"best config = lowest median test MSE among {len(configs)} NM-RNN configs "
-        f"({', '.join(f'{a} {medians[a]:.3g}' for a in configs)}), chosen on the same seeds' "
-        "test MSE that the test then uses: a selection step that favours the NM-RNN (the "
-        "4-config-* rows give every config)"
-    )
-    label = " (parameters kept by checkpoint selection)" if suffix else ""
-    rows: list[dict] = []
-
-    if "lstm" in values:
-        vals = {best: values[best], "lstm": values["lstm"]}
-        c, holds = _lstm_level(values[best], values["lstm"])
-        rows.append({
-            "claim": f"4-lstm{suffix}",
-            "statement": f"EFT{label}: the best NM-RNN configuration reaches LSTM-level MSE "
-                         f"(median MSE ≤ {factor:g} × the parameter-matched LSTM's, and below "
-                         f"{LEARNED_FRACTION:g} × chance = {learned:.1f}, i.e. it learned)",
-            "metric": f"{metric}; median ratio {best}/lstm {c['ratio']:.3g}",
-            "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
-            "seeds": _seeds_text(vals),
-            "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; p_value: "
-                    f"one-sided Mann-Whitney U, {best} < lstm (information only)",
-            "p_value": c["p_value"],
-            "holds": holds,
-            "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
-        })  # fmt: skip
-
-    for base, name in (("lrrnn", "LR-RNN"), ("vanilla", "vanilla RNN")):
-        if base not in values:
-            continue
-        vals = {best: values[best], base: values[base]}
-        c = cl.compare(values[best], values[base], "less")
-        holds = bool(np.isfinite(c["p_value"]) and c["p_value"] < alpha)
-        rows.append({
-            "claim": f"4-{base}{suffix}",
-            "statement": f"EFT{label}: the best NM-RNN configuration beats the parameter-matched "
-                         f"{name} (lower test MSE across seeds)",
-            "metric": f"{metric}; median ratio {best}/{base} {c['ratio']:.3g}",
-            "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
-            "seeds": _seeds_text(vals),
-            "test": f"one-sided Mann-Whitney U, {best} < {base}, holds if p < {alpha}",
-            "p_value": c["p_value"],
-            "holds": holds,
-            "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
-        })  # fmt: skip
-
-    if "lstm" in values:
-        for config in configs:
-            vals = {config: values[config], "lstm": values["lstm"]}
-            c, holds = _lstm_level(values[config], values["lstm"])
-            rows.append({
-                "claim": f"4-config-{config}{suffix}",
-                "statement": f"EFT{label}: NM-RNN configuration {config} reaches LSTM-level "
-                             f"MSE (median ≤ {factor:g} × the LSTM's, and below {learned:.1f})",
-                "metric": f"{metric}; median ratio {config}/lstm {c['ratio']:.3g}",
-                "values": cl.format_values({a: v.to_numpy() for a, v in vals.items()}),
-                "seeds": _seeds_text(vals),
-                "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; "
-                        f"p_value: one-sided Mann-Whitney U, {config} < lstm (information only)",
-                "p_value": c["p_value"],
-                "holds": holds,
-                "detail": _detail(
-                    vals,
-                    f"median ratio {c['ratio']:.3g}"
-                    + ("; the best config (selected on these seeds)" if config == best else ""),
-                ),
-            })  # fmt: skip
-    return [{k: row[k] for k in cl.COLUMNS} for row in rows]

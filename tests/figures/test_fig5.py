@@ -13,10 +13,11 @@ import pytest
 
 from nmrnn import claims as cl
 from nmrnn import experiments as ex
-from nmrnn.analysis import fig5
 from nmrnn.architectures import build_model
+from nmrnn.figures.fig5 import analyse as fig5
+from nmrnn.figures.fig5 import claims as claims5
+from nmrnn.figures.fig5 import plot as plot5
 from nmrnn.io import load_tree, save_tree, taskdata_tree
-from nmrnn.plots import fig5 as plot5
 from nmrnn.tasks import eft
 
 CONFIGS = ("nmrnn_5_18_8", "nmrnn_10_14_5")
@@ -40,7 +41,7 @@ GOOD = {"nmrnn_5_18_8": 3.0, "nmrnn_10_14_5": 1.0, "lstm": 0.9, "lrrnn": 20.0, "
 
 
 def test_claims_hold_when_the_nmrnn_is_clearly_better():
-    rows = fig5.claims(_metrics(GOOD))
+    rows = claims5.claims(_metrics(GOOD))
     assert all(tuple(r) == cl.COLUMNS for r in rows)
     by = _by_id(rows)
     assert set(by) == {"4-lstm", "4-lrrnn", "4-vanilla"} | {f"4-config-{c}" for c in CONFIGS}
@@ -57,7 +58,7 @@ def test_claims_hold_when_the_nmrnn_is_clearly_better():
 def test_claims_fail_with_the_numbers_when_the_nmrnn_is_worse():
     levels = {"nmrnn_5_18_8": 20.0, "nmrnn_10_14_5": 25.0, "lstm": 1.0, "lrrnn": 10.0,
               "vanilla": 12.0}  # fmt: skip
-    by = _by_id(fig5.claims(_metrics(levels)))
+    by = _by_id(claims5.claims(_metrics(levels)))
     assert not any(r["holds"] for r in by.values())
     assert "nmrnn_5_18_8 19.5" in by["4-lstm"]["values"] and by["4-lrrnn"]["p_value"] > 0.5
 
@@ -66,52 +67,31 @@ def test_lstm_level_needs_a_network_that_learned():
     """Both at chance: the ratio is 1 but the claim must not hold."""
     chance = eft.CHANCE_MSE
     levels = {"nmrnn_10_14_5": chance, "lstm": chance}
-    by = _by_id(fig5.claims(_metrics(levels)))
+    by = _by_id(claims5.claims(_metrics(levels)))
     assert by["4-lstm"]["holds"] is False
     levels = {"nmrnn_10_14_5": 1.4, "lstm": 1.0}  # within the factor
-    assert _by_id(fig5.claims(_metrics(levels)))["4-lstm"]["holds"] is True
+    assert _by_id(claims5.claims(_metrics(levels)))["4-lstm"]["holds"] is True
     levels = {"nmrnn_10_14_5": 1.6, "lstm": 1.0}
-    assert _by_id(fig5.claims(_metrics(levels)))["4-lstm"]["holds"] is False
+    assert _by_id(claims5.claims(_metrics(levels)))["4-lstm"]["holds"] is False
 
 
 @pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")  # format_values, all-NaN
 def test_claims_skip_missing_architectures_and_survive_nans():
     frame = _metrics({"nmrnn_10_14_5": 1.0, "lrrnn": 20.0})
-    assert [r["claim"] for r in fig5.claims(frame)] == ["4-lrrnn"]
-    assert fig5.claims(_metrics({"lstm": 1.0, "lrrnn": 2.0})) == []
-    assert fig5.claims(pd.DataFrame(columns=["experiment", "arch", "seed", "mse"])) == []
+    assert [r["claim"] for r in claims5.claims(frame)] == ["4-lrrnn"]
+    assert claims5.claims(_metrics({"lstm": 1.0, "lrrnn": 2.0})) == []
+    assert claims5.claims(pd.DataFrame(columns=["experiment", "arch", "seed", "mse"])) == []
     frame = _metrics(GOOD)
     frame.loc[(frame["arch"] == "nmrnn_10_14_5") & (frame["seed"] == 0), "mse"] = np.nan
-    by = _by_id(fig5.claims(frame))
+    by = _by_id(claims5.claims(frame))
     assert by["4-lrrnn"]["holds"] is True and np.isfinite(by["4-lrrnn"]["p_value"])
     assert "NaN" in by["4-lrrnn"]["detail"]
     # a config whose every seed is NaN cannot be the best one
     frame.loc[frame["arch"] == "nmrnn_10_14_5", "mse"] = np.nan
-    assert "nmrnn_5_18_8" in _by_id(fig5.claims(frame))["4-lstm"]["values"]
+    assert "nmrnn_5_18_8" in _by_id(claims5.claims(frame))["4-lstm"]["values"]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def test_bin_curve_averages_contiguous_bins():
-    steps, values = fig5.bin_curve(np.arange(10.0), 5)
-    np.testing.assert_allclose(steps, [0.5, 2.5, 4.5, 6.5, 8.5])
-    np.testing.assert_allclose(values, [0.5, 2.5, 4.5, 6.5, 8.5])
-    steps, values = fig5.bin_curve([3.0, np.nan, 1.0], 200)  # shorter than n_points: unchanged
-    np.testing.assert_allclose(steps, [0, 1, 2])
-    assert np.isnan(values[1]) and values[2] == 1.0
-    steps, values = fig5.bin_curve(np.ones(20_000))
-    assert steps.shape == values.shape == (fig5.N_CURVE_POINTS,)
-
-
-def test_pca_recovers_a_known_direction():
-    rng = np.random.default_rng(0)
-    direction = np.array([3.0, 4.0, 0.0]) / 5.0
-    data = np.outer(rng.standard_normal(500) * 5, direction) + 0.01 * rng.standard_normal((500, 3))
-    out = fig5.pca(data + 7.0)
-    np.testing.assert_allclose(np.abs(out["components"][0]), direction, atol=1e-3)
-    assert out["explained"][0] > 0.999 and out["explained"].sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(out["mean"], data.mean(0) + 7.0)
 
 
 def test_pearson_and_best_of():
@@ -119,8 +99,8 @@ def test_pearson_and_best_of():
     assert fig5.pearson([1, 2, 3, 4], [-1, -2, -3, -4]) == pytest.approx(-1.0)
     assert np.isnan(fig5.pearson([1, 1, 1, 1], [1, 2, 3, 4]))
     mse = {"a": np.array([1.0, 5.0, 9.0]), "b": np.array([np.nan, 2.0, 3.0]), "c": [np.nan]}
-    assert fig5.best_of(mse, ["a", "b", "c"]) == "b"
-    assert fig5.best_of(mse, ["c"]) is None
+    assert claims5.best_of(mse, ["a", "b", "c"]) == "b"
+    assert claims5.best_of(mse, ["c"]) is None
 
 
 def test_switch_contrast_finds_a_gain_step_after_the_queried_element():
@@ -185,7 +165,7 @@ def _random_variables(model, seed):
     }
 
 
-def _write_run(root, experiments, selection: bool):
+def _write_run(root, experiments, selection: bool, pipeline_files):
     """A results folder with the pipeline's layout: data, params and losses of 2 seeds × 3 archs
     (random variables: the analysis does not care whether they were trained). With
     ``selection``, also selected parameters, their step and a validation column, as the export
@@ -213,19 +193,21 @@ def _write_run(root, experiments, selection: bool):
             (folder / "losses.csv").write_text(header + lines)
             if selection:
                 (folder / "meta.json").write_text(json.dumps({"selected_step": 100 + i}))
-    return experiments, root, fig5.analyse(experiments, str(root))
+    return experiments, root, fig5.analyse(experiments, pipeline_files(experiments, root))
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return _write_run(tmp_path_factory.mktemp("results"), _tiny_experiments(), False)
+def tiny_run(tmp_path_factory, pipeline_files):
+    return _write_run(
+        tmp_path_factory.mktemp("results"), _tiny_experiments(), False, pipeline_files
+    )
 
 
 @pytest.fixture(scope="module")
-def tiny_selected_run(tmp_path_factory):
+def tiny_selected_run(tmp_path_factory, pipeline_files):
     experiments = _tiny_experiments()
     experiments["eft"]["select_best"] = {"every": 10, "trials": 32}
-    return _write_run(tmp_path_factory.mktemp("results"), experiments, True)
+    return _write_run(tmp_path_factory.mktemp("results"), experiments, True, pipeline_files)
 
 
 def test_analyse_returns_what_the_figure_needs(tiny_run, tmp_path):
@@ -335,9 +317,9 @@ def test_selected_parameters_are_scored_next_to_the_final_ones(tiny_selected_run
     assert str(dyn["arch"]) == min(medians, key=medians.get)
 
     metrics = pd.concat(rows.values(), ignore_index=True)
-    ids = [r["claim"] for r in fig5.claims(metrics)]
+    ids = [r["claim"] for r in claims5.claims(metrics)]
     assert "4-lstm" in ids and "4-lstm-selected" in ids
-    by = _by_id(fig5.claims(metrics))
+    by = _by_id(claims5.claims(metrics))
     assert "checkpoint selection" in by["4-lstm-selected"]["statement"]
     assert "validation" in by["4-lstm-selected"]["metric"]
     png, pdf = tmp_path / "fig5.png", tmp_path / "fig5.pdf"
