@@ -13,8 +13,7 @@ min_version("9.0")
 # or empty config.yaml is reported in one line naming the file and the line.
 import sys
 
-from nmrnn.config import ConfigError
-from nmrnn.config import read_yaml
+from nmrnn.config import ConfigError, read_yaml
 
 try:
     read_yaml("config.yaml")
@@ -61,9 +60,9 @@ include: "workflow/rules/protocols.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_figures(),
         all_curves(),
         claims=f"{FIGURES}/claims.csv",
         provenance=f"{FIGURES}/PROVENANCE.json",
-    default_target: True

@@ -5,16 +5,16 @@ rule analyse:
         unpack(analysis_inputs),
     output:
         f"{RESULTS}/analysis/{{figure}}.npz",
-    params:
-        experiments=figure_experiments,
-        runs=figure_runs,
-        data_runs=figure_data_runs,
     log:
         f"{RESULTS}/logs/analyse/{{figure}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/analyse/{{figure}}.tsv"
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        experiments=figure_experiments,
+        runs=figure_runs,
+        data_runs=figure_data_runs,
     script:
         "../scripts/analyse.py"
 
@@ -25,13 +25,13 @@ rule analysis_table:
         table_analysis,
     output:
         f"{FIGURES}/metrics/{{table}}.csv",
-    wildcard_constraints:
-        table=_alternatives(ANALYSIS_TABLES),
-    params:
-        figure=lambda wc: TABLE_FIGURE[wc.table],
     log:
         f"{RESULTS}/logs/analysis_table/{{table}}.log",
+    wildcard_constraints:
+        table=_alternatives(ANALYSIS_TABLES),
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        figure=lambda wc: TABLE_FIGURE[wc.table],
     script:
         "../scripts/analysis_table.py"

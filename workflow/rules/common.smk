@@ -10,7 +10,9 @@ from nmrnn.config import validate as validate_config
 from nmrnn.figures import REGISTRY
 
 try:
-    _checked = validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    _checked = validate_config(
+        config, workflow.source_path("../schemas/config.schema.yaml")
+    )
 except ConfigError as error:
     sys.exit(f"Config error: {error}")
 config.clear()
@@ -26,7 +28,9 @@ FIGURE_EXPERIMENTS = {name: figure.experiments for name, figure in REGISTRY.item
 METRICS_OF = {name: figure.table for name, figure in REGISTRY.items()}
 # Tables made from the per-seed metrics of a figure's experiments, and tables its analysis writes.
 SEED_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if FIGURE_EXPERIMENTS[fig])
-ANALYSIS_TABLES = tuple(METRICS_OF[fig] for fig in FIGURE_NAMES if REGISTRY[fig].write_table)
+ANALYSIS_TABLES = tuple(
+    METRICS_OF[fig] for fig in FIGURE_NAMES if REGISTRY[fig].write_table
+)
 # The per-seed outputs of export_seed an analysis can ask for (Figure.run_files).
 RUN_FILES = {"params": "params.npz", "losses": "losses.csv", "meta": "meta.json"}
 ENVS = "../../envs"
@@ -39,6 +43,7 @@ def _alternatives(names):
 
 
 ALL_ARCHS = {arch for exp in EXPERIMENTS.values() for arch in exp["archs"]}
+
 
 wildcard_constraints:
     experiment=_alternatives(EXPERIMENTS),
@@ -74,10 +79,13 @@ def train_inputs(wildcards):
     """Task data of the block's seeds, plus the pretrained parameters for transfer."""
     exp = EXPERIMENTS[wildcards.experiment]
     seeds = block_seeds(wildcards)
-    inputs = {"data": [f"{RESULTS}/{wildcards.experiment}/data/seed{s}.npz" for s in seeds]}
+    inputs = {
+        "data": [f"{RESULTS}/{wildcards.experiment}/data/seed{s}.npz" for s in seeds]
+    }
     if "pretrained" in exp:
         inputs["pretrained"] = [
-            f"{RESULTS}/{exp['pretrained']}/{wildcards.arch}/seed{s}/params.npz" for s in seeds
+            f"{RESULTS}/{exp['pretrained']}/{wildcards.arch}/seed{s}/params.npz"
+            for s in seeds
         ]
     return inputs
 
@@ -100,7 +108,8 @@ def canonical(settings):
 
 def experiments_used(wildcards):
     """The settings one training or evaluation job depends on (its experiment and the one it
-    starts from, trimmed), so adding seeds or editing another architecture does not rerun it."""
+    starts from, trimmed), so adding seeds or editing another architecture does not rerun it.
+    """
     exp = EXPERIMENTS[wildcards.experiment]
     used = {wildcards.experiment: _trimmed(wildcards.experiment, wildcards.arch)}
     if "pretrained" in exp:
@@ -110,7 +119,9 @@ def experiments_used(wildcards):
 
 def figure_experiments(wildcards):
     """The settings of the experiments a figure draws."""
-    return canonical({name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]})
+    return canonical(
+        {name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]}
+    )
 
 
 def trained_block(wildcards):
@@ -168,7 +179,9 @@ def analysis_inputs(wildcards):
         kind: [f"{RESULTS}/{e}/{a}/seed{s}/{RUN_FILES[kind]}" for e, a, s in runs]
         for kind in REGISTRY[wildcards.figure].run_files
     }
-    inputs["data"] = [f"{RESULTS}/{e}/data/seed{s}.npz" for e, s in figure_data_runs(wildcards)]
+    inputs["data"] = [
+        f"{RESULTS}/{e}/data/seed{s}.npz" for e, s in figure_data_runs(wildcards)
+    ]
     return inputs
 
 
@@ -182,7 +195,11 @@ def figures_available():
 
 
 def all_figures():
-    return [f"{FIGURES}/{fig}.{ext}" for fig in figures_available() for ext in ("png", "pdf")]
+    return [
+        f"{FIGURES}/{fig}.{ext}"
+        for fig in figures_available()
+        for ext in ("png", "pdf")
+    ]
 
 
 def all_metrics():
@@ -212,12 +229,15 @@ def curve_runs(wildcards):
 
 
 def curve_inputs(wildcards):
-    return [f"{RESULTS}/{e}/{a}/seed{s}/losses.csv" for e, a, s in curve_runs(wildcards)]
+    return [
+        f"{RESULTS}/{e}/{a}/seed{s}/losses.csv" for e, a, s in curve_runs(wildcards)
+    ]
 
 
 def task_data_settings(wildcards):
     """What an experiment's task data depends on (not its seeds or architectures), so adding
-    seeds or editing an architecture never regenerates the data every trained seed uses."""
+    seeds or editing an architecture never regenerates the data every trained seed uses.
+    """
     return canonical(data_settings(EXPERIMENTS[wildcards.experiment]))
 
 
@@ -250,7 +270,11 @@ def protocol_metrics():
         for side in (comparison["nm"], comparison["baseline"]):
             if "table" not in side:
                 experiment = side.get("experiment", "mwg")
-                archs = EXPERIMENTS[experiment]["archs"] if side["arch"] == "best" else [side["arch"]]
+                archs = (
+                    EXPERIMENTS[experiment]["archs"]
+                    if side["arch"] == "best"
+                    else [side["arch"]]
+                )
                 files.update(
                     f"{RESULTS}/{experiment}/{arch}/seed{s}/metrics.csv"
                     for arch in archs

@@ -8,14 +8,14 @@ rule evaluate:
         data=f"{RESULTS}/{{experiment}}/data/seed{{seed}}.npz",
     output:
         f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/metrics.csv",
-    params:
-        experiments=experiments_used,
-        reference_testset=config["reference_testset"],
-        compilation_cache=f"{RESULTS}/jax_cache",
     log:
         f"{RESULTS}/logs/evaluate/{{experiment}}/{{arch}}/seed{{seed}}.log",
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        experiments=experiments_used,
+        reference_testset=config["reference_testset"],
+        compilation_cache=f"{RESULTS}/jax_cache",
     script:
         "../scripts/evaluate.py"
 
@@ -26,14 +26,14 @@ rule metrics_table:
         figure_metrics_inputs,
     output:
         f"{FIGURES}/metrics/{{table}}.csv",
-    wildcard_constraints:
-        table=_alternatives(SEED_TABLES),
-    params:
-        expected=lambda wc: metrics_expectations(EXPERIMENTS, figure_metrics_inputs(wc)),
     log:
         f"{RESULTS}/logs/metrics_table/{{table}}.log",
+    wildcard_constraints:
+        table=_alternatives(SEED_TABLES),
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        expected=lambda wc: metrics_expectations(EXPERIMENTS, figure_metrics_inputs(wc)),
     script:
         "../scripts/metrics_table.py"
 
@@ -44,15 +44,15 @@ rule curves_table:
         curve_inputs,
     output:
         f"{FIGURES}/metrics/{{table}}_curves.csv",
+    log:
+        f"{RESULTS}/logs/curves_table/{{table}}.log",
     wildcard_constraints:
         table=_alternatives(CURVE_TABLES),
+    conda:
+        f"{ENVS}/cpu.yaml"
     params:
         runs=curve_runs,
         bins=config["curve_bins"],
         steps=lambda wc: trained_steps(EXPERIMENTS, curve_runs(wc)),
-    log:
-        f"{RESULTS}/logs/curves_table/{{table}}.log",
-    conda:
-        f"{ENVS}/cpu.yaml"
     script:
         "../scripts/curves_table.py"

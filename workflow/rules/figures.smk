@@ -4,7 +4,11 @@ rule plot:
         analysis=f"{RESULTS}/analysis/{{figure}}.npz",
         metrics=figure_table,
     output:
-        png=report(f"{FIGURES}/{{figure}}.png", caption="../report/plot.rst", category="Figures"),
+        png=report(
+            f"{FIGURES}/{{figure}}.png",
+            caption="../report/plot.rst",
+            category="Figures",
+        ),
         pdf=f"{FIGURES}/{{figure}}.pdf",
     log:
         f"{RESULTS}/logs/plot/{{figure}}.log",
@@ -19,7 +23,9 @@ rule claims_table:
     input:
         all_metrics(),
     output:
-        csv=report(f"{FIGURES}/claims.csv", caption="../report/claims.rst", category="Claims"),
+        csv=report(
+            f"{FIGURES}/claims.csv", caption="../report/claims.rst", category="Claims"
+        ),
         md=f"{FIGURES}/claims.md",
     log:
         f"{RESULTS}/logs/claims.log",
@@ -37,12 +43,12 @@ rule provenance:
         benchmarks=all_training_benchmarks(),
     output:
         f"{FIGURES}/PROVENANCE.json",
-    params:
-        config=canonical(config),
     log:
         f"{RESULTS}/logs/provenance.log",
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        config=canonical(config),
     script:
         "../scripts/provenance.py"
 

@@ -6,12 +6,12 @@ rule protocols:
     output:
         csv=f"{PROTOCOLS_DIR}/protocols.csv",
         png=f"{PROTOCOLS_DIR}/protocols.png",
-    params:
-        tables=PROTOCOLS["tables"],
-        comparisons=PROTOCOLS["comparisons"],
     log:
         f"{RESULTS}/logs/protocols.log",
     conda:
         f"{ENVS}/cpu.yaml"
+    params:
+        tables=PROTOCOLS["tables"],
+        comparisons=PROTOCOLS["comparisons"],
     script:
         "../scripts/protocols.py"

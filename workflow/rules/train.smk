@@ -6,6 +6,14 @@ rule train:
         unpack(train_inputs),
     output:
         f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.npz",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/{{arch}}/block{{block}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{arch}}/block{{block}}.tsv"
+    conda:
+        TRAINING_ENV
+    resources:
+        training=1,
     params:
         experiments=experiments_used,
         seeds=block_seeds,
@@ -13,14 +21,6 @@ rule train:
         reset_optimizer_every=config["reset_optimizer_every"],
         compilation_cache=f"{RESULTS}/jax_cache",
         checkpoint=f"{RESULTS}/{{experiment}}/{{arch}}/train/block{{block}}.checkpoint.npz",
-    log:
-        f"{RESULTS}/logs/train/{{experiment}}/{{arch}}/block{{block}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train/{{experiment}}/{{arch}}/block{{block}}.tsv"
-    resources:
-        training=1,
-    conda:
-        TRAINING_ENV
     script:
         "../scripts/train.py"
 
