@@ -340,7 +340,7 @@ def test_experiment_selection_needs_eft_and_validation_trials():
     assert ex.selection(_tiny_experiments()["eft"], data) is None  # not configured
     with pytest.raises(ConfigError, match="regenerate"):
         ex.selection(exp, [{"test": d["test"]} for d in data])
-    with pytest.raises(ConfigError, match="available for the eft task"):
+    with pytest.raises(ConfigError, match="available for the eft and decision task"):
         ex.selection(dict(exp, task="mwg"), data)
     # the authors' rule needs no validation trials, and MWG has it too
     on_train = {"every": 5, "on": "train"}
