@@ -119,3 +119,25 @@ def test_eft_side_best_is_the_lowest_median_nmrnn_configuration():
     assert not lstm["holds"]  # 10x the LSTM's MSE: not LSTM level
     lrrnn = result[result["claim"] == "4-lrrnn"].iloc[0]
     assert lrrnn["holds"] and lrrnn["p_value"] < 1e-3
+
+
+def test_eft_sides_of_a_run_that_also_holds_mwg_rows_are_tested_on_the_eft_claim():
+    # A run's metrics combine MWG rows (with interval groups) and EFT rows (none): an EFT side
+    # is still tested on claim 4-lstm, not on the MWG claims.
+    eft = pd.DataFrame(
+        [
+            {"experiment": "eft_select", "arch": arch, "seed": seed, "checkpoint": checkpoint,
+             "mse": level * (1 + 0.01 * seed)}
+            for arch, level in (("nmrnn_a", 1.0), ("lstm", 1.2))
+            for seed in range(10)
+            for checkpoint in ("final", "selected")
+        ]
+    )  # fmt: skip
+    run = pd.concat([RUN, eft], ignore_index=True)
+    comparisons = [
+        {"variant": "eft", "nm": {"experiment": "eft_select", "arch": "best"},
+         "baseline": {"experiment": "eft_select", "arch": "lstm"}},
+    ]  # fmt: skip
+    result, _ = protocol_table(run, {}, comparisons)
+    assert list(result["claim"]) == ["4-lstm"]
+    assert result.iloc[0]["nm"] == "eft_select/nmrnn_a" and result.iloc[0]["holds"]

@@ -89,6 +89,12 @@ def per_seed(rows: pd.DataFrame, claim: str) -> pd.Series:
     return rows.groupby("seed")["mse"].first().sort_index()
 
 
+def _is_mwg(rows: pd.DataFrame) -> bool:
+    """Whether a side's rows are MWG rows (interval groups), not EFT rows: a run's metrics
+    combine both tasks, so the column alone does not tell (EFT rows hold no group)."""
+    return "group" in rows and bool(rows["group"].notna().any())
+
+
 def _groups(claim: str) -> list[str]:
     return [claim.split("-", 1)[1]]
 
@@ -134,7 +140,7 @@ def protocol_table(
             side = comp[key]
             source = tables[side["table"]] if side.get("table") else run_metrics
             sides.append(side_rows(source, side))
-        default = MWG_CLAIMS if "group" in sides[0] else EFT_CLAIMS[:1]
+        default = MWG_CLAIMS if _is_mwg(sides[0]) else EFT_CLAIMS[:1]
         for claim in comp.get("claims", default):
             nm, base = (per_seed(r, claim) for r in sides)
             rows.append({
