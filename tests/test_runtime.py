@@ -1,5 +1,6 @@
-"""limit_cpu_threads: a job's XLA CPU backend keeps to the cores it was given, the user's own
-settings win, and a started backend is left alone (the settings are read only when it starts)."""
+"""nmrnn.runtime.limit_cpu_threads: a job's XLA CPU backend keeps to the cores it was given, the
+user's own settings win, and a started backend is left alone (the settings are read only when it
+starts)."""
 
 import os
 import subprocess

@@ -1,5 +1,6 @@
-"""Per-architecture data protocols of the multitask experiments (the authors gave their NM-RNN
-and their baselines different trials and noise): the default draws exactly as before."""
+"""nmrnn.experiments: per-architecture data protocols of the multitask experiments (the authors
+gave their NM-RNN and their baselines different trials and noise): the default draws exactly as
+before."""
 
 from __future__ import annotations
 
