@@ -1,11 +1,13 @@
 """The paper's experiments as settings → (model, data, batches, protocol).
 
 An experiment's settings are one entry of ``config.yaml``'s ``experiments`` mapping (see
-``workflow/schemas/config.schema.yaml``). This module turns them into what the training engine
-needs, so a notebook can run the same experiment as the pipeline::
+``nmrnn/config.schema.yaml``). This module turns them into what the training engine needs, so a
+notebook can run the same experiment as the pipeline::
 
+    from nmrnn import config
     from nmrnn.experiments import train_seeds
-    model, result = train_seeds(config["experiments"]["mwg"], "mwg", "nmrnn", seeds=[0, 1])
+    cfg = config.load("config.yaml", {"step_scale": 0.01})
+    model, result = train_seeds(config.scaled_experiments(cfg), "mwg", "nmrnn", seeds=[0, 1])
 """
 
 from __future__ import annotations
