@@ -207,23 +207,6 @@ def test_figures_are_written_under_a_temporary_name_of_their_format(tmp_path):
 # ----------------------------------------------------------------------------- metrics tables
 
 
-def test_expected_rows_follow_the_config():
-    from nmrnn.evaluation import expected_rows, expected_table
-
-    assert expected_rows(EXPERIMENTS, "mwg", "lstm") == 12
-    assert expected_rows(EXPERIMENTS, "multitask", "lstm") == 3
-    assert expected_rows(EXPERIMENTS, "multitask", "lstm", reference=True) == 6
-    assert expected_rows(EXPERIMENTS, "multitask_transfer", "lstm", reference=True) == 2
-    assert expected_rows(EXPERIMENTS, "eft", "lstm") == 1
-    assert expected_rows(EXPERIMENTS, "eft_selected", "lstm") == 2
-    spec = expected_table(EXPERIMENTS, "multitask", "lstm")
-    assert spec["rows"] == [3, 6] and "loss" not in spec["required"]
-    assert spec["columns"][:4] == ["experiment", "arch", "seed", "stage"]
-    assert expected_table(EXPERIMENTS, "mwg", "lstm")["rows"] == [12]
-    with pytest.raises(ValueError, match="no architecture"):
-        expected_rows(EXPERIMENTS, "mwg", "vanilla")
-
-
 def mwg_metrics(folder, arch, seed):
     from nmrnn.tasks import mwg
 
