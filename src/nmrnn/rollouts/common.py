@@ -67,6 +67,18 @@ def small_matmul(a: Array, w: Array) -> Array:
     return out
 
 
+def state_adjoint(carried: Array, gys: Array | None, gxs: Array | None, C: Array, t) -> Array:
+    """λ_t, the adjoint of the state x_t in a reverse pass: what flows back from step t + 1
+    (``carried``) plus what the output y_t = C x_t + d and the returned state x_t receive at t
+    (``gys``, ``gxs``: None when their cotangent is zero)."""
+    lam_x = carried
+    if gys is not None:
+        lam_x = lam_x + small_matmul(at(gys, t), C)
+    if gxs is not None:
+        lam_x = lam_x + at(gxs, t)
+    return lam_x
+
+
 def transposed(*matrices):
     """Transposes computed once, outside a loop. Without the barrier XLA folds a transpose into
     the product that uses it and, under ``vmap``, re-transposes the weight at every step."""

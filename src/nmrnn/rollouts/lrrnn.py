@@ -20,6 +20,7 @@ from nmrnn.rollouts.common import (
     is_zero,
     put,
     small_matmul,
+    state_adjoint,
     sum_outer_t,
     transposed,
 )
@@ -76,11 +77,7 @@ def _custom_bwd(rec, saved, cotangents):
     def body(i, carry):
         px, bufs = carry
         t = T - 1 - i
-        lam_x = px
-        if gys is not None:
-            lam_x = lam_x + small_matmul(at(gys, t), w.C)
-        if gxs is not None:
-            lam_x = lam_x + at(gxs, t)
+        lam_x = state_adjoint(px, gys, gxs, w.C, t)
         e = c_left * (lam_x @ w.left)  # adjoint of r_t
         phi_t = at(phi_prev, t)
         px = (1.0 - rec.ax) * lam_x + (1.0 - phi_t**2) * small_matmul(e, right_T)

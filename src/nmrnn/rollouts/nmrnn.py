@@ -27,6 +27,7 @@ from nmrnn.rollouts.common import (
     phi,
     put,
     small_matmul,
+    state_adjoint,
     sum_outer_t,
     transposed,
 )
@@ -136,11 +137,7 @@ def _custom_bwd(rec, saved, cotangents):
     def body(i, carry):
         px, pz, bufs = carry
         t = T - 1 - i
-        lam_x = px
-        if gys is not None:
-            lam_x = lam_x + small_matmul(at(gys, t), w.C)
-        if gxs is not None:
-            lam_x = lam_x + at(gxs, t)
+        lam_x = state_adjoint(px, gys, gxs, w.C, t)
         r_t, s_t, sig_t, phi_t, tz_t = (at(a, t) for a in (r, ss, sig, phi_prev, tz_prev))
         e = c_left * (lam_x @ w.left)  # adjoint of h_t = r_t ⊙ s_t
         gs = e * r_t if gss is None else at(gss, t) + e * r_t

@@ -19,7 +19,7 @@ from nmrnn.rollouts.common import (
     check_gradient,
     is_zero,
     put,
-    small_matmul,
+    state_adjoint,
     sum_outer_t,
     transposed,
 )
@@ -73,11 +73,7 @@ def _custom_bwd(rec, saved, cotangents):
     def body(i, carry):
         px, buf = carry
         t = T - 1 - i
-        lam_x = px
-        if gys is not None:
-            lam_x = lam_x + small_matmul(at(gys, t), w.C)
-        if gxs is not None:
-            lam_x = lam_x + at(gxs, t)
+        lam_x = state_adjoint(px, gys, gxs, w.C, t)
         phi_t = at(phi_prev, t)
         px = (1.0 - rec.ax) * lam_x + (1.0 - phi_t**2) * (c_w * (lam_x @ w.W))
         return px, put(buf, lam_x, t)
