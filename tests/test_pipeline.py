@@ -98,8 +98,8 @@ def test_full_config_plans_every_job():
         # every experiment, architecture and seed; only the step counts differ from config.yaml
         ("reduced", "all", 145),
         ("workstation", "all", 145),
-        # the authors' protocol: MWG (5 architectures x 5 seeds) and EFT (8 x 10), nothing else
-        ("authors", "all", 105),
+        # the authors' protocol: every experiment, architecture and seed
+        ("authors", "all", 145),
         # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
         (
             "protocols",
@@ -126,6 +126,21 @@ def test_full_config_plans_every_job():
                 for s in range(5)
             ),  # fmt: skip
             60,
+        ),
+        # multitask claim 3, one switch at a time: the LR-RNN's normalisation (LR-RNN only)
+        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each
+        (
+            "protocols",
+            " ".join(
+                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
+                for e, archs in (
+                    ("multitask_transfer_lr_qr_inv_n", ("lrrnn",)),
+                    ("multitask_transfer_data", ("nmrnn", "lrrnn")),
+                )
+                for a in archs
+                for s in range(5)
+            ),  # fmt: skip
+            30,
         ),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,70 @@ def test_eft_sides_of_a_run_that_also_holds_mwg_rows_are_tested_on_the_eft_claim
     result, _ = protocol_table(run, {}, comparisons)
     assert list(result["claim"]) == ["4-lstm"]
     assert result.iloc[0]["nm"] == "eft_select/nmrnn_a" and result.iloc[0]["holds"]
+
+
+def multitask(experiment, arch, anti_accuracy, retrained):
+    """Per-seed multitask rows: the four tasks after stage 1 and Memory Anti after transfer,
+    on both test sets (the frozen set 5 points lower)."""
+    rows = []
+    for seed, acc in enumerate(anti_accuracy):
+        for testset, shift in (("generated", 0.0), ("authors_frozen", -5.0)):
+            rows.append({"experiment": "multitask", "arch": arch, "seed": seed,
+                         "stage": "train_tasks", "testset": testset, "task": "memory_anti",
+                         "percent_correct": 99.0, "n_trainable": 1500})  # fmt: skip
+            rows.append({"experiment": experiment, "arch": arch, "seed": seed,
+                         "stage": "transfer", "testset": testset, "task": "memory_anti",
+                         "percent_correct": acc + shift, "n_trainable": retrained})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_multitask_sides_are_tested_on_transfer_accuracy_and_retrained_parameters():
+    run = pd.concat([
+        RUN,  # MWG rows of the same run: no accuracy, not mixed in
+        multitask("multitask_transfer", "nmrnn", [90, 91, 92, 93, 94], 84),
+        multitask("multitask_transfer", "lrrnn", [60, 61, 62, 63, 64], 609),
+        multitask("multitask_transfer", "lrrnn_few", [60, 61, 62, 63, 64], 50),
+    ])  # fmt: skip
+    comparisons = [
+        {"variant": "v", "nm": {"experiment": "multitask_transfer", "arch": "nmrnn"},
+         "baseline": {"experiment": "multitask_transfer", "arch": "lrrnn"}},
+        {"variant": "baseline retrains fewer",
+         "nm": {"experiment": "multitask_transfer", "arch": "nmrnn"},
+         "baseline": {"experiment": "multitask_transfer", "arch": "lrrnn_few"}},
+        {"variant": "reversed", "nm": {"experiment": "multitask_transfer", "arch": "lrrnn"},
+         "baseline": {"experiment": "multitask_transfer", "arch": "nmrnn"}},
+        # another run's table holds stage-1 and transfer rows of every architecture
+        {"variant": "table", "nm": {"table": "t", "arch": "nmrnn"},
+         "baseline": {"table": "t", "arch": "lrrnn"}},
+    ]  # fmt: skip
+    other = pd.concat([
+        multitask("multitask_transfer", "nmrnn", [70, 71, 72, 73, 74], 84),
+        multitask("multitask_transfer", "lrrnn", [90, 91, 92, 93, 94], 609),
+    ])  # fmt: skip
+    table, points = protocol_table(run, {"t": other}, comparisons)
+    rows = table.set_index(["variant", "claim"])
+    assert set(table["claim"]) == {"3-transfer", "3-frozen-testset"}
+    v = rows.loc[("v", "3-transfer")]
+    assert v["median_nm"] == 92 and v["median_baseline"] == 62  # transfer rows, not stage 1
+    assert v["p_value"] < 0.01 and v["holds"]
+    assert rows.loc[("v", "3-frozen-testset"), "median_nm"] == 87
+    # more accurate but not retraining fewer parameters: the claim does not hold
+    assert not rows.loc[("baseline retrains fewer", "3-transfer"), "holds"]
+    assert not rows.loc[("reversed", "3-transfer"), "holds"]  # one-sided: less accurate
+    nm, base = points[("v", "3-transfer")]
+    assert list(nm) == [90, 91, 92, 93, 94]
+    other_run = rows.loc[("table", "3-transfer")]
+    assert other_run["median_nm"] == 72 and other_run["median_baseline"] == 92
+    assert not other_run["holds"]
+
+
+def test_a_comparison_side_must_be_a_claim_experiment():
+    from nmrnn.config import ConfigError, read_yaml, validate
+
+    paper = read_yaml(Path(__file__).resolve().parents[1] / "config.yaml")
+    side = {"experiment": "multitask_transfer", "arch": "nmrnn"}
+    comparison = {"variant": "v", "nm": side, "baseline": {**side, "arch": "lrrnn"}}
+    validate({**paper, "protocols": {"comparisons": [comparison]}})  # transfer: claim 3
+    stage1 = {**comparison, "nm": {**side, "experiment": "multitask"}}
+    with pytest.raises(ConfigError, match="comparisons.0.nm.experiment: 'multitask'"):
+        validate({**paper, "protocols": {"comparisons": [stage1]}})

@@ -11,7 +11,10 @@ the claims table (:func:`nmrnn.figures.fig3.claims.claims`).
 Claims covered: ``1-shorter``, ``1-longer`` (NM-RNN MSE below the baseline's on extrapolated
 intervals) and ``1-trained`` (both fit the trained intervals) on MWG metrics, the default for
 sides with MWG rows; ``4-lstm`` (the NM-RNN reaches LSTM-level test MSE) and ``4-lrrnn`` (below
-the baseline, one-sided) on EFT metrics, the default for sides with EFT rows. An EFT side's
+the baseline, one-sided) on EFT metrics, the default for sides with EFT rows; ``3-transfer``
+(after transfer to Memory Anti the NM-RNN is more accurate, one-sided, and retrains fewer
+parameters; generated test set) and ``3-frozen-testset`` (the same on the authors' frozen test
+set) on multitask metrics, the default for sides with multitask rows. An EFT side's
 ``arch: best`` is the NM-RNN configuration (``nmrnn*``) with the lowest median test MSE in its
 source and checkpoint, as in the claims table.
 """
@@ -31,7 +34,9 @@ from nmrnn.figures.fig5.claims import best_of, lstm_level
 
 MWG_CLAIMS = ("1-shorter", "1-longer", "1-trained")
 EFT_CLAIMS = ("4-lstm", "4-lrrnn")
-CLAIMS = MWG_CLAIMS + EFT_CLAIMS
+MULTITASK_CLAIMS = ("3-transfer", "3-frozen-testset")
+CLAIMS = MWG_CLAIMS + MULTITASK_CLAIMS + EFT_CLAIMS
+TESTSET = {"3-transfer": "generated", "3-frozen-testset": "authors_frozen"}
 COLUMNS = (
     "claim",
     "variant",
@@ -81,12 +86,32 @@ def side_rows(metrics: pd.DataFrame, side: Mapping[str, Any]) -> pd.DataFrame:
     return rows
 
 
+def _transfer_rows(rows: pd.DataFrame, claim: str) -> pd.DataFrame:
+    """A multitask side's rows behind claim 3: Memory Anti after the transfer stage, scored on
+    the claim's test set."""
+    rows = rows[rows["task"] == "memory_anti"]
+    if "stage" in rows:
+        rows = rows[rows["stage"] == "transfer"]
+    testset = rows["testset"] if "testset" in rows else pd.Series("generated", index=rows.index)
+    return rows[testset == TESTSET[claim]]
+
+
 def per_seed(rows: pd.DataFrame, claim: str) -> pd.Series:
-    """Per-seed values of a side for a claim: MWG MSE on the claim's interval group, or EFT
-    test MSE."""
+    """Per-seed values of a side for a claim: MWG MSE on the claim's interval group, percent
+    correct on Memory Anti after transfer, or EFT test MSE."""
     if claim in MWG_CLAIMS:
         return per_seed_group_mse(rows, rows["arch"].iloc[0], _groups(claim))
+    if claim in MULTITASK_CLAIMS:
+        rows = _transfer_rows(rows, claim)
+        accuracy = pd.to_numeric(rows["percent_correct"], errors="coerce")
+        return accuracy.groupby(rows["seed"]).mean().sort_index()
     return rows.groupby("seed")["mse"].first().sort_index()
+
+
+def retrained(rows: pd.DataFrame, claim: str) -> float:
+    """Median number of parameters a multitask side retrains in the transfer stage."""
+    counts = pd.to_numeric(_transfer_rows(rows, claim)["n_trainable"], errors="coerce")
+    return float(counts.median()) if counts.notna().any() else np.nan
 
 
 def _is_mwg(rows: pd.DataFrame) -> bool:
@@ -95,12 +120,30 @@ def _is_mwg(rows: pd.DataFrame) -> bool:
     return "group" in rows and bool(rows["group"].notna().any())
 
 
+def _is_multitask(rows: pd.DataFrame) -> bool:
+    """Whether a side's rows are multitask rows (per-task accuracy)."""
+    return "percent_correct" in rows and bool(rows["percent_correct"].notna().any())
+
+
+def default_claims(rows: pd.DataFrame) -> tuple[str, ...]:
+    """The claims a comparison tests unless it names them, from its NM-RNN side's rows."""
+    if _is_mwg(rows):
+        return MWG_CLAIMS
+    if _is_multitask(rows):
+        frozen = "testset" in rows and (rows["testset"] == "authors_frozen").any()
+        return MULTITASK_CLAIMS if frozen else MULTITASK_CLAIMS[:1]
+    return EFT_CLAIMS[:1]
+
+
 def _groups(claim: str) -> list[str]:
     return [claim.split("-", 1)[1]]
 
 
-def compare_claim(claim: str, nm: pd.Series, baseline: pd.Series) -> dict:
-    """One claim test on per-seed values, decided as in the claims table."""
+def compare_claim(
+    claim: str, nm: pd.Series, baseline: pd.Series, fewer: bool | None = None
+) -> dict:
+    """One claim test on per-seed values, decided as in the claims table. ``fewer`` (claim 3
+    only): whether the NM-RNN retrains fewer parameters than the baseline."""
     if claim not in CLAIMS:
         raise ValueError(f"unknown claim {claim!r}; choose one of {CLAIMS}")
     if claim == "1-trained":
@@ -109,6 +152,11 @@ def compare_claim(claim: str, nm: pd.Series, baseline: pd.Series) -> dict:
         holds = bool(all(np.isfinite(m) and m < FIT_THRESHOLD for m in medians))
     elif claim == "4-lstm":
         c, holds = lstm_level(pd.Series(nm), pd.Series(baseline))
+    elif claim in MULTITASK_CLAIMS:
+        if fewer is None:
+            raise ValueError(f"claim {claim} needs the retrained-parameter counts (fewer)")
+        c = cl.compare(nm, baseline, "greater")
+        holds = bool(c["p_value"] < cl.ALPHA and fewer)
     else:
         c = cl.compare(nm, baseline, "less")
         holds = bool(c["p_value"] < cl.ALPHA and c["ratio"] < 1)
@@ -140,16 +188,18 @@ def protocol_table(
             side = comp[key]
             source = tables[side["table"]] if side.get("table") else run_metrics
             sides.append(side_rows(source, side))
-        default = MWG_CLAIMS if _is_mwg(sides[0]) else EFT_CLAIMS[:1]
-        for claim in comp.get("claims", default):
+        for claim in comp.get("claims", default_claims(sides[0])):
             nm, base = (per_seed(r, claim) for r in sides)
+            fewer = None
+            if claim in MULTITASK_CLAIMS:
+                fewer = bool(retrained(sides[0], claim) < retrained(sides[1], claim))
             rows.append({
                 "claim": claim,
                 "variant": comp["variant"],
                 "protocol": comp.get("protocol", "switch"),
                 "nm": side_label(comp["nm"], sides[0]["arch"].iloc[0]),
                 "baseline": side_label(comp["baseline"], sides[1]["arch"].iloc[0]),
-                **compare_claim(claim, nm, base),
+                **compare_claim(claim, nm, base, fewer),
             })  # fmt: skip
             points[(comp["variant"], claim)] = (nm.to_numpy(float), base.to_numpy(float))
     return pd.DataFrame(rows, columns=list(COLUMNS)), points
@@ -218,7 +268,8 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels
         ax.set_title(claim)
-        ax.set_xlabel("NM-RNN MSE / baseline's median")
+        quantity = "accuracy" if claim in MULTITASK_CLAIMS else "MSE"
+        ax.set_xlabel(f"NM-RNN {quantity} / baseline's median")
         ax.set_yticks(range(len(variants)))
     axes[0].set_yticks(range(len(variants)))
     protocol_of = dict(zip(table["variant"], table["protocol"], strict=False))

@@ -456,6 +456,7 @@ class FourTaskTransfer(_FourTaskSet):
     stage = "transfer"
     reference_tasks = 1
     pretrained = True
+    comparable = True  # claim 3 (protocol comparisons): Memory Anti after transfer
 
     def dimensions(self, exp):
         return N_SENSORY + 4, 3
