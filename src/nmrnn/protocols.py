@@ -265,11 +265,14 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
             ax.barh(y, row["ratio"], height=0.5, left=0, color=colour if row["holds"] else "none",
                     edgecolor=colour, alpha=0.35 if row["holds"] else 1.0)  # fmt: skip
         ax.axvline(1.0, color="black", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels
+        if claim in MULTITASK_CLAIMS:  # accuracy ratios: bounded, a linear axis from 0
+            ax.set_xlim(left=0)
+            ax.set_xlabel("NM-RNN accuracy / baseline's median")
+        else:  # MSE ratios span decades
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels
+            ax.set_xlabel("NM-RNN MSE / baseline's median")
         ax.set_title(claim)
-        quantity = "accuracy" if claim in MULTITASK_CLAIMS else "MSE"
-        ax.set_xlabel(f"NM-RNN {quantity} / baseline's median")
         ax.set_yticks(range(len(variants)))
     axes[0].set_yticks(range(len(variants)))
     protocol_of = dict(zip(table["variant"], table["protocol"], strict=False))
