@@ -21,7 +21,7 @@ from nmrnn.io import (
     write_json,
     write_text,
 )
-from nmrnn.steps import collect_tables, curves_table, export_seed
+from nmrnn.steps import collect_tables, curves_table, export_seed, write_provenance
 
 EXPERIMENTS = {
     "mwg": {"task": "mwg", "archs": {"lstm": {}, "nmrnn": {}}},
@@ -304,7 +304,9 @@ def test_metrics_with_other_columns_or_no_table_are_named(metrics_files, tmp_pat
 # ----------------------------------------------------------------------------- loss curves
 
 
-def write_block(path, steps=(30, 20), seeds=(0, 1), validation=False, losses_steps=None):
+def write_block(
+    path, steps=(30, 20), seeds=(0, 1), validation=False, losses_steps=None, times=None
+):
     n = sum(steps) if losses_steps is None else losses_steps
     S = len(seeds)
     losses = (np.arange(S * n, dtype=np.float32).reshape(S, n) + 1) / 7
@@ -312,6 +314,7 @@ def write_block(path, steps=(30, 20), seeds=(0, 1), validation=False, losses_ste
         "experiment": "mwg",
         "arch": "lstm",
         "experiment_settings": {"archs": {"lstm": {"stages": [{"steps": s} for s in steps]}}},
+        **(times or {}),
     }
     block = {
         "variables": {"params": {"w": np.ones((S, 3))}},
@@ -436,3 +439,23 @@ def test_curve_with_other_steps_is_named(loss_files, tmp_path):
         curves_table(files, runs, str(tmp_path / "curves.csv"), 8, steps)
     with pytest.raises(ValueError, match="1 step counts for 2 runs"):
         curves_table(files, runs, str(tmp_path / "curves.csv"), 8, [140])
+
+
+def test_provenance_counts_every_attempt_of_a_resumed_job(tmp_path):
+    """A job killed and resumed spent its checkpoint's time plus the resumed run's; a block
+    written before that was recorded counts its last attempt only, and the count says so."""
+    blocks = [tmp_path / f"block{i}.npz" for i in range(3)]
+    write_block(blocks[0], times={"wall_s": 10.0, "train_s_all_attempts": 10.0})
+    write_block(blocks[1], times={"wall_s": 5.0, "train_s_all_attempts": 65.0})  # resumed
+    write_block(blocks[2], times={"wall_s": 7.0})  # older code: this attempt only
+    out = tmp_path / "PROVENANCE.json"
+    write_provenance({"seeds_per_job": 1}, [str(b) for b in blocks], str(out))
+    record = json.loads(out.read_text())
+    assert record["training_jobs"] == 3
+    assert record["training_wall_s_sum"] == 82.0
+    assert record["training_blocks_last_attempt_only"] == 1
+    assert record["config"] == {"seeds_per_job": 1}
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an archive")
+    with pytest.raises(UnreadableFile, match="bad.npz"):
+        write_provenance({}, [str(bad)], str(out))

@@ -4,6 +4,7 @@ repository, so the committed figures/ are never touched."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -220,7 +221,9 @@ def test_smoke_run_makes_every_figure(smoke_repo):
     assert len(claims) > 5
     for table in ("mwg", "multitask", "eft", "theory"):
         assert (figures / "metrics" / f"{table}.csv").stat().st_size > 0
-    assert (figures / "PROVENANCE.json").exists()
+    provenance = json.loads((figures / "PROVENANCE.json").read_text())
+    assert provenance["training_wall_s_sum"] > 0
+    assert provenance["training_blocks_last_attempt_only"] == 0  # every job's time recorded
     # EFT: final and validation-selected parameters scored; curves with validation losses
     eft = pd.read_csv(figures / "metrics" / "eft.csv")
     assert set(eft["checkpoint"]) == {"final", "selected"}

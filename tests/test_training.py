@@ -217,6 +217,10 @@ def test_kill_and_resume_is_bit_identical(
     progress = [int(PROGRESS.search(x).group(1)) for x in lines[1:]]
     assert progress == list(range(resume_step + CHUNK, 201, CHUNK))
     assert resumed.resumed_from == resume_step
+    # the time spent before the kill counts: this call's wall time plus the checkpoint's
+    assert meta["elapsed_s"] > 0
+    assert resumed.total_s == pytest.approx(meta["elapsed_s"] + resumed.wall_s)
+    assert uninterrupted_staged.total_s == uninterrupted_staged.wall_s
     np.testing.assert_array_equal(resumed.losses, uninterrupted_staged.losses)
     assert_trees_equal(resumed.variables, uninterrupted_staged.variables)
 

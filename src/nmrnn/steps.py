@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def train_block(
         "n_trainable_last_stage": ex.n_trainable(experiments, experiment, arch),
         "experiment_settings": experiments[experiment],
         "wall_s": result.wall_s,
+        "train_s_all_attempts": result.total_s,
         "compile_s": result.compile_s,
         "resumed_from_step": result.resumed_from,
         "seeds_in_job": len(seeds),
@@ -335,19 +337,37 @@ def _check_steps(path: str, found, expected: int | None, experiment: str, arch: 
         raise unreadable(path, f"steps are not 0, 1, 2, ... ({span}; line {first + 2} is off)")
 
 
-def write_provenance(config: Mapping[str, Any], benchmark_files: Sequence[str], output: str):
-    """Config, commit, machine and summed wall time of the run's training jobs."""
-    total = 0.0
-    for f in benchmark_files:
-        lines = Path(f).read_text().splitlines()
-        if len(lines) >= 2:
-            total += float(lines[1].split("\t")[0])
+def read_block_meta(block_file: str | Path) -> dict:
+    """The metadata of a training block (its ``meta`` entry only; the arrays are not read)."""
+    try:
+        with np.load(block_file, allow_pickle=False) as f:
+            return json.loads(str(f["meta"]))
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise unreadable(block_file, f"no readable training metadata ({error})") from error
+
+
+def write_provenance(config: Mapping[str, Any], block_files: Sequence[str], output: str):
+    """Config, commit, machine and the summed training time of the run's training jobs.
+
+    A job's time counts every attempt (the time before a kill, from its checkpoint, plus the
+    resumed run); a block trained before that was recorded counts its last attempt only, and
+    ``training_blocks_last_attempt_only`` says how many did."""
+    total, last_only = 0.0, 0
+    for f in block_files:
+        meta = read_block_meta(f)
+        spent = meta.get("train_s_all_attempts")
+        if spent is None:
+            spent, last_only = meta["wall_s"], last_only + 1
+        total += float(spent)
     write_json(
         output,
         {
             "config": dict(config),
-            "training_jobs": len(benchmark_files),
+            "training_jobs": len(block_files),
             "training_wall_s_sum": round(total, 1),
+            "training_blocks_last_attempt_only": last_only,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **environment_info(),
         },

@@ -168,6 +168,9 @@ class TrainResult(NamedTuple):
     validation_losses: np.ndarray | None = None
     best_variables: dict | None = None
     best_step: np.ndarray | None = None
+    # Training time over every attempt: this call's wall time plus what earlier attempts had
+    # spent up to their last checkpoint (None: resumed from a checkpoint that did not record it).
+    total_s: float | None = None
 
 
 def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) -> dict:
@@ -569,6 +572,7 @@ def train(
             f"{error}); moved to {aside.name}, starting from step 0"
         )
 
+    earlier_s: float | None = 0.0  # training time of earlier attempts, from the checkpoint
     meta = None
     if checkpoint is not None and checkpoint.exists():
         try:
@@ -622,6 +626,7 @@ def train(
                     }
                     checked = state["validation_losses"]
                 opt_state = state["opt_state"] if done > boundaries[stage_i] else None
+                earlier_s = meta.get("elapsed_s")
                 log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
     resumed_from = done
     data_keys = jnp.asarray(data_keys)
@@ -691,7 +696,15 @@ def train(
                     "constants": constants,
                     "opt_state": opt_state,
                     "losses": losses,
-                    "meta": {"step": done, "total": total, "protocol": protocol, "code": code},
+                    "meta": {
+                        "step": done,
+                        "total": total,
+                        "protocol": protocol,
+                        "code": code,
+                        "elapsed_s": None
+                        if earlier_s is None
+                        else earlier_s + time.perf_counter() - start,
+                    },
                 }
                 if best is not None:
                     state.update(
@@ -705,11 +718,20 @@ def train(
 
     final = {"params": jax.device_get(params), "constants": jax.device_get(constants)}
     wall = time.perf_counter() - start
+    total_s = None if earlier_s is None else earlier_s + wall
     if best is None:
-        return TrainResult(final, losses, wall, compile_s, resumed_from)
+        return TrainResult(final, losses, wall, compile_s, resumed_from, total_s=total_s)
     chosen = {"params": jax.device_get(best["params"]), "constants": final["constants"]}
     return TrainResult(
-        final, losses, wall, compile_s, resumed_from, checked, chosen, np.asarray(best["step"])
+        final,
+        losses,
+        wall,
+        compile_s,
+        resumed_from,
+        checked,
+        chosen,
+        np.asarray(best["step"]),
+        total_s,
     )
 
 

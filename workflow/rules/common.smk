@@ -250,9 +250,9 @@ def table_analysis(wildcards):
     return f"{RESULTS}/analysis/{TABLE_FIGURE[wildcards.table]}.npz"
 
 
-def all_training_benchmarks():
+def all_training_blocks():
     return [
-        f"{RESULTS}/benchmarks/train/{experiment}/{arch}/block{b}.tsv"
+        f"{RESULTS}/{experiment}/{arch}/train/block{b}.npz"
         for experiment in EXPERIMENTS
         for arch in EXPERIMENTS[experiment]["archs"]
         for b in range(len(blocks_of(experiment)))

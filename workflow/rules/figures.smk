@@ -36,11 +36,11 @@ rule claims_table:
 
 
 rule provenance:
-    """Config, commit, machine and training wall time of the run that made figures/."""
+    """Config, commit, machine and training time of the run that made figures/."""
     input:
         all_figures(),
         claims=f"{FIGURES}/claims.csv",
-        benchmarks=all_training_benchmarks(),
+        blocks=all_training_blocks(),
     output:
         f"{FIGURES}/PROVENANCE.json",
     log:

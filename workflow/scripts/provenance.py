@@ -5,4 +5,4 @@ from nmrnn.steps import write_provenance
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    write_provenance(sm.params.config, list(sm.input.benchmarks), sm.output[0])
+    write_provenance(sm.params.config, list(sm.input.blocks), sm.output[0])
