@@ -14,12 +14,7 @@ from nmrnn import experiments as ex
 from nmrnn.architectures import build_model
 from nmrnn.io import tree_taskdata
 from nmrnn.tasks import TASKS, get_task
-
-# The scorers live with their tasks; re-exported here for earlier callers.
-from nmrnn.tasks.common import TaskData, run, selected_variables, trial_mse  # noqa: F401
-from nmrnn.tasks.eft import eft_rows  # noqa: F401
-from nmrnn.tasks.multitask import multitask_rows, reference_subset  # noqa: F401
-from nmrnn.tasks.mwg import RAMP_LEVEL, mwg_rows, produced_interval  # noqa: F401
+from nmrnn.tasks.common import TaskData
 
 # The columns of one seed's metrics rows, by task, in order (each task's ``columns``). Those in
 # its ``may_be_empty`` are NaN (written empty) for a network whose output diverges or never

@@ -29,12 +29,9 @@ from nmrnn.architectures import (
     parameter_count,
     parameter_groups,
 )
-from nmrnn.tasks import TASKS, get_task  # noqa: F401  (TASKS: the registry, re-exported)
+from nmrnn.tasks import get_task
 from nmrnn.tasks.common import TaskData
 from nmrnn.tasks.common import selects_on as _selects_on
-
-# The multitask data protocols live with their task; re-exported for earlier callers.
-from nmrnn.tasks.multitask import DATA_PROTOCOL, data_protocol, needs_fixed_key  # noqa: F401
 
 LOW_RANK_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")
 

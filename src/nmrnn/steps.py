@@ -120,7 +120,7 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
     """Write one seed's variables (.npz), metadata (.json) and loss curve (.csv) from a block.
 
     With checkpoint selection, the variables file also holds the selected parameters as the
-    collection ``selected_params`` (read by :func:`nmrnn.evaluation.selected_variables`), the
+    collection ``selected_params`` (read by :func:`nmrnn.tasks.common.selected_variables`), the
     metadata their ``selected_step``, and the curve a ``validation_loss`` column (empty where
     not computed). Every output is written atomically; a block whose losses do not hold the
     steps of its stages (from its metadata) is refused, naming it."""

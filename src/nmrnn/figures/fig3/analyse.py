@@ -26,13 +26,13 @@ import numpy as np
 
 from nmrnn import theory
 from nmrnn.architectures import build_model
-from nmrnn.evaluation import trial_mse
 from nmrnn.experiments import model_settings
 from nmrnn.figures.common import RunFiles, jnp_tree, runner
 from nmrnn.figures.fig3.claims import EXPERIMENT, target_variance
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.models import NMRNN
 from nmrnn.tasks import mwg
+from nmrnn.tasks.common import trial_mse
 
 ARCH_ORDER = ("nmrnn", "nmrnn_rank1", "lrrnn", "vanilla", "lstm")
 ABLATED_NMRNN = "nmrnn"

@@ -37,11 +37,11 @@ import numpy as np
 
 from nmrnn import experiments as ex
 from nmrnn.architectures import build_model, parameter_count
-from nmrnn.evaluation import selected_variables, trial_mse
 from nmrnn.figures.common import RunFiles, bin_curve, jnp_tree, pca, runner
 from nmrnn.figures.fig5.claims import EXPERIMENT, best_of
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import eft
+from nmrnn.tasks.common import selected_variables, trial_mse
 
 N_CURVE_POINTS = 200
 QUERY_SWEEP = (2, 6, 10, 14, 18, 22)
