@@ -152,6 +152,26 @@ def load_tree(path: str | Path, hint: str | None = None) -> dict:
         raise unreadable(path, _npz_problem(error), hint) from error
 
 
+def read_npz_meta(path: str | Path) -> dict:
+    """The JSON ``meta`` entry of an .npz archive (a training block or checkpoint), without
+    reading its arrays. FileNotFoundError if ``path`` is missing, :class:`UnreadableFile` naming
+    it if it cannot be read or holds no JSON ``meta``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"missing file {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            text = str(f["meta"])
+    except KeyError as error:
+        raise unreadable(path, "no 'meta' entry") from error
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+        raise unreadable(path, _npz_problem(error)) from error
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise unreadable(path, f"its metadata is not JSON ({error})") from error
+
+
 def regenerate_command(path: str | Path) -> str:
     """What to run to rewrite one pipeline file (and nothing else)."""
     return (

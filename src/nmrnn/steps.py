@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from nmrnn.io import (
     load_task_data,
     load_tree,
     read_csv_checked,
+    read_npz_meta,
     save_tree,
     unreadable,
     write_csv,
@@ -337,17 +337,6 @@ def _check_steps(path: str, found, expected: int | None, experiment: str, arch: 
         raise unreadable(path, f"steps are not 0, 1, 2, ... ({span}; line {first + 2} is off)")
 
 
-def read_block_meta(block_file: str | Path) -> dict:
-    """The metadata of a training block (its ``meta`` entry only; the arrays are not read)."""
-    try:
-        with np.load(block_file, allow_pickle=False) as f:
-            return json.loads(str(f["meta"]))
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise unreadable(block_file, f"no readable training metadata ({error})") from error
-
-
 def write_provenance(config: Mapping[str, Any], block_files: Sequence[str], output: str):
     """Config, commit, machine and the summed training time of the run's training jobs.
 
@@ -356,7 +345,7 @@ def write_provenance(config: Mapping[str, Any], block_files: Sequence[str], outp
     ``training_blocks_last_attempt_only`` says how many did."""
     total, last_only = 0.0, 0
     for f in block_files:
-        meta = read_block_meta(f)
+        meta = read_npz_meta(f)
         spent = meta.get("train_s_all_attempts")
         if spent is None:
             spent, last_only = meta["wall_s"], last_only + 1

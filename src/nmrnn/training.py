@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from nmrnn.architectures import parameter_groups
-from nmrnn.io import atomic_path
+from nmrnn.io import atomic_path, read_npz_meta
 from nmrnn.tasks.common import TaskData, masked_mse
 
 Array = jax.Array
@@ -439,8 +439,7 @@ def _set_aside(checkpoint: Path, suffix: str) -> Path:
 
 def _read_checkpoint_meta(path: Path) -> dict:
     """The metadata of a checkpoint file; any error if it cannot be read."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
+    meta = read_npz_meta(path)
     int(meta["step"])
     return meta
 
