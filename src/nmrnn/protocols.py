@@ -30,6 +30,7 @@ import pandas as pd
 
 from nmrnn import claims as cl
 from nmrnn.figures.fig3.claims import FIT_THRESHOLD, per_seed_group_mse
+from nmrnn.figures.fig4.claims import per_seed_accuracy, retrained, transfer_rows, transfer_test
 from nmrnn.figures.fig5.claims import best_of, lstm_level
 
 MWG_CLAIMS = ("1-shorter", "1-longer", "1-trained")
@@ -86,32 +87,19 @@ def side_rows(metrics: pd.DataFrame, side: Mapping[str, Any]) -> pd.DataFrame:
     return rows
 
 
-def _transfer_rows(rows: pd.DataFrame, claim: str) -> pd.DataFrame:
-    """A multitask side's rows behind claim 3: Memory Anti after the transfer stage, scored on
-    the claim's test set."""
-    rows = rows[rows["task"] == "memory_anti"]
-    if "stage" in rows:
-        rows = rows[rows["stage"] == "transfer"]
-    testset = rows["testset"] if "testset" in rows else pd.Series("generated", index=rows.index)
-    return rows[testset == TESTSET[claim]]
-
-
 def per_seed(rows: pd.DataFrame, claim: str) -> pd.Series:
     """Per-seed values of a side for a claim: MWG MSE on the claim's interval group, percent
     correct on Memory Anti after transfer, or EFT test MSE."""
     if claim in MWG_CLAIMS:
         return per_seed_group_mse(rows, rows["arch"].iloc[0], _groups(claim))
     if claim in MULTITASK_CLAIMS:
-        rows = _transfer_rows(rows, claim)
-        accuracy = pd.to_numeric(rows["percent_correct"], errors="coerce")
-        return accuracy.groupby(rows["seed"]).mean().sort_index()
+        return per_seed_accuracy(transfer_rows(rows, TESTSET[claim]), rows["arch"].iloc[0])
     return rows.groupby("seed")["mse"].first().sort_index()
 
 
-def retrained(rows: pd.DataFrame, claim: str) -> float:
+def n_retrained(rows: pd.DataFrame, claim: str) -> float:
     """Median number of parameters a multitask side retrains in the transfer stage."""
-    counts = pd.to_numeric(_transfer_rows(rows, claim)["n_trainable"], errors="coerce")
-    return float(counts.median()) if counts.notna().any() else np.nan
+    return retrained(transfer_rows(rows, TESTSET[claim]), rows["arch"].iloc[0])
 
 
 def _is_mwg(rows: pd.DataFrame) -> bool:
@@ -140,10 +128,13 @@ def _groups(claim: str) -> list[str]:
 
 
 def compare_claim(
-    claim: str, nm: pd.Series, baseline: pd.Series, fewer: bool | None = None
+    claim: str,
+    nm: pd.Series,
+    baseline: pd.Series,
+    retrained_counts: tuple[float, float] | None = None,
 ) -> dict:
-    """One claim test on per-seed values, decided as in the claims table. ``fewer`` (claim 3
-    only): whether the NM-RNN retrains fewer parameters than the baseline."""
+    """One claim test on per-seed values, decided as in the claims table. ``retrained_counts``
+    (claim 3 only): the parameters the NM-RNN and the baseline retrain in transfer."""
     if claim not in CLAIMS:
         raise ValueError(f"unknown claim {claim!r}; choose one of {CLAIMS}")
     if claim == "1-trained":
@@ -153,10 +144,10 @@ def compare_claim(
     elif claim == "4-lstm":
         c, holds = lstm_level(pd.Series(nm), pd.Series(baseline))
     elif claim in MULTITASK_CLAIMS:
-        if fewer is None:
-            raise ValueError(f"claim {claim} needs the retrained-parameter counts (fewer)")
-        c = cl.compare(nm, baseline, "greater")
-        holds = bool(c["p_value"] < cl.ALPHA and fewer)
+        if retrained_counts is None:
+            raise ValueError(f"claim {claim} needs the retrained-parameter counts")
+        c = transfer_test(nm, baseline, *retrained_counts)
+        holds = c["holds"]
     else:
         c = cl.compare(nm, baseline, "less")
         holds = bool(c["p_value"] < cl.ALPHA and c["ratio"] < 1)
@@ -190,16 +181,16 @@ def protocol_table(
             sides.append(side_rows(source, side))
         for claim in comp.get("claims", default_claims(sides[0])):
             nm, base = (per_seed(r, claim) for r in sides)
-            fewer = None
+            counts = None
             if claim in MULTITASK_CLAIMS:
-                fewer = bool(retrained(sides[0], claim) < retrained(sides[1], claim))
+                counts = tuple(n_retrained(r, claim) for r in sides)
             rows.append({
                 "claim": claim,
                 "variant": comp["variant"],
                 "protocol": comp.get("protocol", "switch"),
                 "nm": side_label(comp["nm"], sides[0]["arch"].iloc[0]),
                 "baseline": side_label(comp["baseline"], sides[1]["arch"].iloc[0]),
-                **compare_claim(claim, nm, base, fewer),
+                **compare_claim(claim, nm, base, counts),
             })  # fmt: skip
             points[(comp["variant"], claim)] = (nm.to_numpy(float), base.to_numpy(float))
     return pd.DataFrame(rows, columns=list(COLUMNS)), points

@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from nmrnn.figures.fig4 import claims
 from nmrnn.figures.fig4.analyse import ARCH_ORDER
 from nmrnn.figures.style import ARCH_COLORS, arch_label, empty_panel, panel_letter, save_figure
 from nmrnn.tasks import multitask as mt
@@ -138,7 +139,7 @@ def _draw_training_accuracy(ax, metrics: pd.DataFrame):
                            & (rows["testset"] == testset)]  # fmt: skip
                 if sel.empty:
                     continue
-                vals = sel.groupby("seed")["percent_correct"].mean().to_numpy(float)
+                vals = claims.per_seed_accuracy(sel, arch).to_numpy(float)
                 x = i - 0.4 + width * (j + 0.5) + (0.3 * width if k else -0.15 * width)
                 marker = TEST_SETS[testset][0]
                 _dots(ax, x, vals, arch_color(arch), marker, k == 0, 0.08 * width, rng,
@@ -172,11 +173,7 @@ def _draw_transfer_accuracy(ax, metrics: pd.DataFrame):
     rng = np.random.default_rng(1)
     archs = _archs(rows["arch"])
     testsets = [s for s in TEST_SETS if s in set(rows["testset"])]
-    retrained = {
-        arch: float(pd.to_numeric(rows.loc[rows["arch"] == arch, "n_trainable"],
-                                  errors="coerce").median())
-        for arch in archs
-    }  # fmt: skip
+    retrained = {arch: claims.retrained(rows, arch) for arch in archs}
     # labels alternate low/high from left to right, so neighbours on the x axis never collide
     by_x = sorted((n, a) for a, n in retrained.items() if np.isfinite(n) and n > 0)
     rank = {arch: i for i, (_, arch) in enumerate(by_x)}
@@ -191,7 +188,7 @@ def _draw_transfer_accuracy(ax, metrics: pd.DataFrame):
             sel = sub[sub["testset"] == testset]
             if sel.empty:
                 continue
-            vals = sel.groupby("seed")["percent_correct"].mean().to_numpy(float)
+            vals = claims.per_seed_accuracy(sel, arch).to_numpy(float)
             x = n * (1.0 + (0.0 if k == 0 else 0.22))
             jit = np.exp(rng.uniform(-0.06, 0.06, len(vals)))
             marker = TEST_SETS[testset][0]
