@@ -194,7 +194,7 @@ def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 
     names = set(getattr(model, "PARAM_GROUPS", {}).get("inputs", ()))
     out = dict(params)
     for name in names & set(params):
-        w = params[name]
+        w = jnp.asarray(params[name])  # numpy float64 input becomes JAX's default float
         if w.shape[-1] == n_old:
             out[name] = jnp.concatenate([w, jnp.full(w.shape[:-1] + (1,), value, w.dtype)], -1)
     return out
