@@ -92,6 +92,28 @@ def test_claims_robust_to_nans_and_missing_archs():
     assert _by_id(claims4.claims(nan_trainable))["3-lrrnn"]["holds"] is False
 
 
+def test_claim3_helpers_pick_transfer_rows_and_decide_as_the_claims_table():
+    """The public pieces protocols.py reuses: Memory Anti after transfer on one test set, the
+    per-seed accuracy, the retrained count and the rule (one-sided test AND fewer retrained)."""
+    frame = _metrics({"nmrnn": GOOD, "lrrnn": BAD}, TRAINABLE, frozen={"nmrnn": BAD})
+    generated = claims4.transfer_rows(frame, "generated")
+    assert set(generated["task"]) == {"memory_anti"} and set(generated["stage"]) == {"transfer"}
+    assert len(generated) == 10 and len(claims4.transfer_rows(frame, "authors_frozen")) == 5
+    bare = generated.drop(columns=["stage", "testset"])  # a table of transfer rows only
+    assert len(claims4.transfer_rows(bare)) == 10
+    with pytest.raises(ValueError, match="unknown test set 'frozen'"):
+        claims4.transfer_rows(frame, "frozen")
+    acc = claims4.per_seed_accuracy(generated, "nmrnn")
+    assert list(acc.index) == list(range(5)) and list(acc) == GOOD
+    assert claims4.retrained(generated, "lrrnn") == 609
+    assert np.isnan(claims4.retrained(generated.assign(n_trainable=np.nan), "lrrnn"))
+    won = claims4.transfer_test(acc, claims4.per_seed_accuracy(generated, "lrrnn"), 84, 609)
+    assert won["better"] and won["fewer"] and won["holds"] and won["p_value"] < cl.ALPHA
+    costly = claims4.transfer_test(acc, claims4.per_seed_accuracy(generated, "lrrnn"), 700, 609)
+    assert costly["better"] and not costly["fewer"] and not costly["holds"]
+    assert not claims4.transfer_test(acc, acc, 84, 609)["holds"]  # equal is not greater
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
