@@ -111,9 +111,6 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
             )
             rows.append(row)
         return rows
-    metrics = metrics.assign(
-        percent_correct=pd.to_numeric(metrics["percent_correct"], errors="coerce")
-    )
     generated = transfer_rows(metrics, "generated")
     rows = [_claim_row(generated, f"3-{b}", b, "generated") for b in BASELINES]
     frozen = transfer_rows(metrics, "authors_frozen")
