@@ -8,6 +8,11 @@ Compiled XLA programs are kept in pytest's cache folder (``.pytest_cache/d/jax``
 run of the suite compiles almost nothing (``tests/test_rollouts.py`` and ``tests/test_models.py``:
 191 s cold, 42 s warm on 2 cores). The programs are the same either way; ``-p no:cacheprovider``
 or ``NMRNN_TEST_JAX_CACHE=0`` turns it off.
+
+The suite runs on several workers (pytest-xdist, ``addopts`` in ``pyproject.toml``), one test file
+per worker at a time. Under it the pipeline tests are put first, so the smoke run, the longest
+file, starts at once on one worker while the others go through the unit tests; ``-n 0`` runs
+everything in one process in file order.
 """
 
 from __future__ import annotations
@@ -33,3 +38,5 @@ def pytest_collection_modifyitems(config, items):
     if cluster:
         config.hook.pytest_deselected(items=cluster)
         items[:] = [item for item in items if not item.get_closest_marker("cluster")]
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker sorts alike: same collection
+        items.sort(key=lambda item: item.get_closest_marker("pipeline") is None)
