@@ -1,47 +1,24 @@
-"""The Snakemake pipeline end to end: lint, the full-config plan, config errors, the smoke run, its
-idempotence, a one-seed rerun and the report. The smoke run happens once, in a copy of the
-repository, so the committed figures/ are never touched."""
+"""The Snakemake pipeline end to end: the smoke run, its idempotence, a one-seed rerun, config
+changes that retrain only what they touch, and the report. The smoke run happens once, in a copy
+of the repository, so the committed figures/ are never touched. Dry-run-only checks are in
+``test_pipeline_plans.py``."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake_cli import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "nm-rnn-multitask-testset"
 SMOKE = "results/smoke"
-
-
-def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a snakemake dry run."""
-    counts = {}
-    block = output.split("Job stats:")[-1]
-    for line in block.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def copy_repo(dest: Path) -> Path:
@@ -51,152 +28,6 @@ def copy_repo(dest: Path) -> Path:
     )
     shutil.copytree(ROOT, dest, ignore=ignore)
     return dest
-
-
-def test_lint_is_clean():
-    result = snakemake("--lint")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_only_training_goes_to_the_cluster():
-    """Every rule but `train` is local: a SLURM profile submits training and nothing else."""
-    sources = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
-    rules = set()
-    for path in sources:
-        rules |= set(re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", path.read_text(), flags=re.M))
-    snakefile = (ROOT / "Snakefile").read_text()
-    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", snakefile, flags=re.M)
-    assert block, "no localrules block in the Snakefile"
-    local = set(re.findall(r"\w+", block.group(1)))
-    assert "train" in rules and len(rules) > 10, sorted(rules)
-    assert local == rules - {"train"}, (
-        f"missing from localrules: {sorted(rules - {'train'} - local)}; "
-        f"unknown or wrongly local: {sorted(local - (rules - {'train'}))}"
-    )
-
-
-def test_full_config_plans_every_job():
-    # --forceall: the committed figures/ (fig2 has no inputs) must not hide jobs from the plan
-    result = snakemake("-n", "--forceall", "--quiet", "rules")
-    assert result.returncode == 0, result.stderr
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]
-    seeds = {name: exp.get("seeds", 5) for name, exp in config.items()}
-    runs = sum(len(exp["archs"]) * seeds[name] for name, exp in config.items())
-    counts = job_counts(result.stdout + result.stderr)
-    assert counts["task_data"] == sum(seeds.values())
-    assert counts["train"] == runs  # seeds_per_job = 1 in config.yaml
-    assert counts["export_seed"] == runs
-    assert counts["evaluate"] == runs
-    assert counts["metrics_table"] == 3 and counts["curves_table"] == 3
-    assert counts["analyse"] == 4 and counts["plot"] == 4  # fig2 too: analyse → plot
-    assert counts["analysis_table"] == 1  # the theory table, from fig2's analysis
-    assert counts["claims_table"] == 1 and counts["provenance"] == 1
-
-
-@pytest.mark.parametrize(
-    "profile, target, expected",
-    [
-        # every experiment, architecture and seed; only the step counts differ from config.yaml
-        ("reduced", "all", 145),
-        ("workstation", "all", 145),
-        # the authors' protocol: every experiment, architecture and seed
-        ("authors", "all", 145),
-        # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
-        (
-            "protocols",
-            " ".join(
-                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
-                for e, archs in (
-                    (
-                        "mwg",
-                        (
-                            "nmrnn",
-                            "lrrnn",
-                            "lrrnn_qr_inv_n",
-                            "lrrnn_inv_n",
-                            "lrrnn_qr_inv_n_long",
-                            "nmrnn_qr_inv_n",
-                            "lrrnn_householder",
-                            "nmrnn_householder",
-                        ),
-                    ),
-                    ("mwg_reset", ("nmrnn", "lrrnn")),
-                    ("mwg_select", ("nmrnn", "lrrnn")),
-                )
-                for a in archs
-                for s in range(5)
-            ),  # fmt: skip
-            60,
-        ),
-        # multitask claim 3, one switch at a time: the LR-RNN's normalisation (LR-RNN only)
-        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each
-        (
-            "protocols",
-            " ".join(
-                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
-                for e, archs in (
-                    ("multitask_transfer_lr_qr_inv_n", ("lrrnn",)),
-                    ("multitask_transfer_data", ("nmrnn", "lrrnn")),
-                )
-                for a in archs
-                for s in range(5)
-            ),  # fmt: skip
-            30,
-        ),
-    ],
-)
-def test_local_profiles_plan(profile, target, expected):
-    result = snakemake(
-        "-n", "--forceall", "--quiet", "rules", "--profile", f"profiles/{profile}", *target.split()
-    )
-    assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout + result.stderr)["train"] == expected
-
-
-@pytest.mark.parametrize(
-    "bad, named",
-    [
-        ({"experiments": {"mwg": {"sedes": 3}}}, "sedes"),
-        ({"experiments": {"mwg": {"archs": {"lstm": {"model": "lsmt"}}}}}, "lsmt"),
-        ({"seeds_per_job": "two"}, "seeds_per_job"),
-        # a name is a folder: it may not leave the results folder (or break the DAG)
-        ({"experiments": {"../../escape": {"task": "mwg"}}}, "../../escape"),
-        ({"results_dir": "/"}, "results_dir"),
-    ],
-)
-def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(bad))
-    result = snakemake("-n", "--configfile", "config.yaml", str(path))
-    text = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert named in text
-    assert "Traceback" not in text
-    error_lines = [line for line in text.splitlines() if line.startswith("Config error")]
-    assert len(error_lines) == 1
-
-
-def test_curves_table_bins_each_run(tmp_path):
-    from nmrnn.steps import curves_table
-
-    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    first.write_text("step,loss\n" + "".join(f"{t},{t}\n" for t in range(10)))
-    checks = {3: 0.5, 9: 0.25}
-    second.write_text("step,loss,validation_loss\n"
-                      + "".join(f"{t},1,{checks.get(t, '')}\n" for t in range(10)))  # fmt: skip
-    out = tmp_path / "curves.csv"
-    curves_table([str(first), str(second)], [("mwg", "lstm", 0), ("eft", "lstm", 3)], str(out), 4)
-    table = pd.read_csv(out)
-    a = table[table["experiment"] == "mwg"]
-    assert list(a["step_start"]) == [0, 3, 6, 8] and list(a["step_end"]) == [3, 6, 8, 10]
-    assert list(a["train_loss"]) == [1.0, 4.0, 6.5, 8.5]
-    assert a["validation_loss"].isna().all()
-    b = table[table["experiment"] == "eft"]
-    assert list(b["seed"].unique()) == [3]
-    assert np.isnan(b["validation_loss"].iloc[0]) and b["validation_loss"].iloc[1] == 0.5
-    assert b["validation_loss"].iloc[3] == 0.25
-    with pytest.raises(ValueError, match="runs named"):
-        curves_table([str(first)], [], str(out), 4)
 
 
 @pytest.fixture(scope="module")

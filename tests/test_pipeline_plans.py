@@ -1,0 +1,136 @@
+"""The Snakemake pipeline planned, not run: lint, local rules, the full config's and each local
+profile's job counts, and config errors named in one line. Dry runs only, so this file runs
+beside the smoke run (``test_pipeline.py``) on another test worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from snakemake_cli import ROOT, job_counts, snakemake
+
+pytestmark = pytest.mark.pipeline
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_only_training_goes_to_the_cluster():
+    """Every rule but `train` is local: a SLURM profile submits training and nothing else."""
+    sources = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    rules = set()
+    for path in sources:
+        rules |= set(re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", path.read_text(), flags=re.M))
+    snakefile = (ROOT / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", snakefile, flags=re.M)
+    assert block, "no localrules block in the Snakefile"
+    local = set(re.findall(r"\w+", block.group(1)))
+    assert "train" in rules and len(rules) > 10, sorted(rules)
+    assert local == rules - {"train"}, (
+        f"missing from localrules: {sorted(rules - {'train'} - local)}; "
+        f"unknown or wrongly local: {sorted(local - (rules - {'train'}))}"
+    )
+
+
+def test_full_config_plans_every_job():
+    # --forceall: the committed figures/ (fig2 has no inputs) must not hide jobs from the plan
+    result = snakemake("-n", "--forceall", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]
+    seeds = {name: exp.get("seeds", 5) for name, exp in config.items()}
+    runs = sum(len(exp["archs"]) * seeds[name] for name, exp in config.items())
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["task_data"] == sum(seeds.values())
+    assert counts["train"] == runs  # seeds_per_job = 1 in config.yaml
+    assert counts["export_seed"] == runs
+    assert counts["evaluate"] == runs
+    assert counts["metrics_table"] == 3 and counts["curves_table"] == 3
+    assert counts["analyse"] == 4 and counts["plot"] == 4  # fig2 too: analyse → plot
+    assert counts["analysis_table"] == 1  # the theory table, from fig2's analysis
+    assert counts["claims_table"] == 1 and counts["provenance"] == 1
+
+
+@pytest.mark.parametrize(
+    "profile, target, expected",
+    [
+        # every experiment, architecture and seed; only the step counts differ from config.yaml
+        ("reduced", "all", 145),
+        ("workstation", "all", 145),
+        # the authors' protocol: every experiment, architecture and seed
+        ("authors", "all", 145),
+        # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
+        (
+            "protocols",
+            " ".join(
+                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
+                for e, archs in (
+                    (
+                        "mwg",
+                        (
+                            "nmrnn",
+                            "lrrnn",
+                            "lrrnn_qr_inv_n",
+                            "lrrnn_inv_n",
+                            "lrrnn_qr_inv_n_long",
+                            "nmrnn_qr_inv_n",
+                            "lrrnn_householder",
+                            "nmrnn_householder",
+                        ),
+                    ),
+                    ("mwg_reset", ("nmrnn", "lrrnn")),
+                    ("mwg_select", ("nmrnn", "lrrnn")),
+                )
+                for a in archs
+                for s in range(5)
+            ),  # fmt: skip
+            60,
+        ),
+        # multitask claim 3, one switch at a time: the LR-RNN's normalisation (LR-RNN only)
+        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each
+        (
+            "protocols",
+            " ".join(
+                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
+                for e, archs in (
+                    ("multitask_transfer_lr_qr_inv_n", ("lrrnn",)),
+                    ("multitask_transfer_data", ("nmrnn", "lrrnn")),
+                )
+                for a in archs
+                for s in range(5)
+            ),  # fmt: skip
+            30,
+        ),
+    ],
+)
+def test_local_profiles_plan(profile, target, expected):
+    result = snakemake(
+        "-n", "--forceall", "--quiet", "rules", "--profile", f"profiles/{profile}", *target.split()
+    )
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout + result.stderr)["train"] == expected
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        ({"experiments": {"mwg": {"sedes": 3}}}, "sedes"),
+        ({"experiments": {"mwg": {"archs": {"lstm": {"model": "lsmt"}}}}}, "lsmt"),
+        ({"seeds_per_job": "two"}, "seeds_per_job"),
+        # a name is a folder: it may not leave the results folder (or break the DAG)
+        ({"experiments": {"../../escape": {"task": "mwg"}}}, "../../escape"),
+        ({"results_dir": "/"}, "results_dir"),
+    ],
+)
+def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", "config.yaml", str(path))
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert named in text
+    assert "Traceback" not in text
+    error_lines = [line for line in text.splitlines() if line.startswith("Config error")]
+    assert len(error_lines) == 1
