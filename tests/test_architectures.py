@@ -8,6 +8,7 @@ import pytest
 
 from nmrnn.architectures import (
     ConfigError,
+    _smallest_size,
     build_model,
     count_parameters,
     match_size,
@@ -57,6 +58,36 @@ def test_parameter_matched_baselines_for_mwg(settings, cls, size, count):
     assert parameter_count(model, MWG_INPUTS) == count
     # The smallest size reaching the NM-RNN's count: one unit fewer falls short.
     assert parameter_count(build_model({**settings, "N": size - 1}), MWG_INPUTS) < 1059
+
+
+def plain_search(count_of, target, min_size):
+    """The smallest size by walking up one unit at a time: the rule, with no shortcut."""
+    n = min_size
+    while count_of(n) < target:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize(
+    "count_of",
+    [
+        lambda n: 4 * n * n + 9 * n + 5,  # quadratic (LSTM-like): the shortcut's case
+        lambda n: 7 * n + 3,  # linear (LR-RNN at fixed K)
+        lambda n: n**3 // 5 + n,  # not quadratic: the prediction misses, the bisection answers
+        lambda n: 10 * (n // 4) + n,  # steps: also not quadratic
+    ],
+)
+def test_size_search_equals_the_plain_walk(count_of):
+    for min_size in (1, 3):
+        for target in (1, 2, 17, 100, 1059, 4096, 12345):
+            size, count = _smallest_size(count_of, target, 100_000, min_size)
+            assert size == plain_search(count_of, target, min_size), (target, min_size)
+            assert count == count_of(size)
+
+
+def test_size_search_names_an_unreachable_target():
+    with pytest.raises(ConfigError, match="no size up to 50"):
+        _smallest_size(lambda n: n, 1000, 50, 1)
 
 
 def test_lstm_matching_rule_is_at_least_not_closest():

@@ -4,6 +4,7 @@ to match a reference model's parameter count."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,33 +81,87 @@ def smallest_matching_size(
     that count.
 
     ``make(N)`` builds the candidate (it must accept every N >= ``min_size``, e.g. ``min_size=K``
-    for a rank-K model); counts grow with N, so a bisection finds it.
+    for a rank-K model); counts grow with N. Every model here has a count quadratic in N, so three
+    counts predict the answer, which two more confirm (the counts at N and N - 1); a model whose
+    count is not quadratic falls back to a bisection over the counts, with the same answer.
     """
+    return _smallest_size(lambda n: parameter_count(make(n), n_inputs), target, max_size, min_size)
+
+
+def _smallest_size(
+    count_of: Callable[[int], int], target: int, max_size: int, min_size: int
+) -> tuple[int, int]:
+    """:func:`smallest_matching_size` for a function giving the parameter count of size N."""
+    counts: dict[int, int] = {}
+
+    def count(n: int) -> int:
+        if n not in counts:
+            counts[n] = count_of(n)
+        return counts[n]
+
+    guess = _quadratic_guess([count(min_size + j) for j in range(3)], target, max_size - min_size)
+    if guess is not None:
+        n = min_size + guess
+        if count(n) >= target and (n == min_size or count(n - 1) < target):
+            return n, count(n)
     lo, hi = min_size, min_size
-    while parameter_count(make(hi), n_inputs) < target:
+    while count(hi) < target:
         lo, hi = hi + 1, hi * 2
         if hi > max_size:
             raise ConfigError(f"no size up to {max_size} reaches {target} parameters")
     while lo < hi:
         mid = (lo + hi) // 2
-        if parameter_count(make(mid), n_inputs) >= target:
+        if count(mid) >= target:
             hi = mid
         else:
             lo = mid + 1
-    return lo, parameter_count(make(lo), n_inputs)
+    return lo, count(lo)
+
+
+def _quadratic_guess(first: list[int], target: int, limit: int) -> int | None:
+    """The smallest j in [0, ``limit``] with q(j) >= ``target``, where q is the quadratic through
+    ``first`` = [q(0), q(1), q(2)]; None if there is none."""
+    f0, f1, f2 = first
+    d1, d2 = f1 - f0, f2 - 2 * f1 + f0
+
+    def q(j: int) -> int:
+        return f0 + j * d1 + d2 * j * (j - 1) // 2
+
+    if q(limit) < target:
+        return None
+    lo, hi = 0, limit
+    while lo < hi:  # q is not monotone in general: this finds a crossing, which is then checked
+        mid = (lo + hi) // 2
+        if q(mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+_COUNTS: dict[tuple[str, int], int] = {}
+
+
+def settings_parameter_count(settings: Mapping[str, Any], n_inputs: int) -> int:
+    """:func:`parameter_count` of the model built from ``settings``, remembered for the process:
+    config checks and jobs ask for the same references and candidates many times."""
+    key = (json.dumps(settings, sort_keys=True, default=repr), n_inputs)
+    if key not in _COUNTS:
+        _COUNTS[key] = parameter_count(build_model(settings), n_inputs)
+    return _COUNTS[key]
 
 
 def match_size(
     settings: Mapping[str, Any], reference: Mapping[str, Any], n_inputs: int
 ) -> dict[str, Any]:
     """Settings of a baseline with ``N`` chosen to match the reference model's parameter count."""
-    target = parameter_count(build_model(reference), n_inputs)
+    target = settings_parameter_count(reference, n_inputs)
     base = {k: v for k, v in settings.items() if k != "N"}
     # A rank-K model needs N >= K, so the search starts there (a bad K is left to build_model).
     rank = base.get("K", 1)
     start = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 1 else 1
-    size, _ = smallest_matching_size(
-        lambda n: build_model({**base, "N": n}), target, n_inputs, min_size=start
+    size, _ = _smallest_size(
+        lambda n: settings_parameter_count({**base, "N": n}, n_inputs), target, 100_000, start
     )
     return {**base, "N": size}
 

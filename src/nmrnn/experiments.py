@@ -26,8 +26,8 @@ from nmrnn.architectures import (
     ConfigError,
     build_model,
     match_size,
-    parameter_count,
     parameter_groups,
+    settings_parameter_count,
 )
 from nmrnn.tasks import get_task
 from nmrnn.tasks.common import TaskData
@@ -319,7 +319,7 @@ def check_experiment(experiments: Mapping[str, Any], experiment: str) -> None:
 def n_parameters(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:
     """Parameter count of one architecture as configured."""
     U, _ = task_dimensions(experiments[experiment])
-    return parameter_count(build_model(model_settings(experiments, experiment, arch)), U)
+    return settings_parameter_count(model_settings(experiments, experiment, arch), U)
 
 
 def n_trainable(experiments: Mapping[str, Any], experiment: str, arch: str) -> int:
