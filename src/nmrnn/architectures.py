@@ -70,11 +70,14 @@ def parameter_count(model: nn.Module, n_inputs: int) -> int:
     return count_parameters(shapes)
 
 
+MAX_SIZE = 100_000  # the largest N a size search tries
+
+
 def smallest_matching_size(
     make: Callable[[int], nn.Module],
     target: int,
     n_inputs: int,
-    max_size: int = 100_000,
+    max_size: int = MAX_SIZE,
     min_size: int = 1,
 ) -> tuple[int, int]:
     """The smallest size N >= ``min_size`` whose model has at least ``target`` parameters, and
@@ -161,7 +164,7 @@ def match_size(
     rank = base.get("K", 1)
     start = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 1 else 1
     size, _ = _smallest_size(
-        lambda n: settings_parameter_count({**base, "N": n}, n_inputs), target, 100_000, start
+        lambda n: settings_parameter_count({**base, "N": n}, n_inputs), target, MAX_SIZE, start
     )
     return {**base, "N": size}
 
