@@ -8,12 +8,12 @@ import pytest
 
 from nmrnn.architectures import (
     ConfigError,
-    _smallest_size,
     build_model,
     count_parameters,
     match_size,
     parameter_count,
     parameter_groups,
+    smallest_size,
 )
 from nmrnn.models import LRRNN, LSTM, NMRNN, VanillaRNN
 
@@ -80,14 +80,14 @@ def plain_search(count_of, target, min_size):
 def test_size_search_equals_the_plain_walk(count_of):
     for min_size in (1, 3):
         for target in (1, 2, 17, 100, 1059, 4096, 12345):
-            size, count = _smallest_size(count_of, target, 100_000, min_size)
+            size, count = smallest_size(count_of, target, min_size)
             assert size == plain_search(count_of, target, min_size), (target, min_size)
             assert count == count_of(size)
 
 
 def test_size_search_names_an_unreachable_target():
     with pytest.raises(ConfigError, match="no size up to 50"):
-        _smallest_size(lambda n: n, 1000, 50, 1)
+        smallest_size(lambda n: n, 1000, max_size=50)
 
 
 def test_lstm_matching_rule_is_at_least_not_closest():

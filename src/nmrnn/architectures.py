@@ -73,28 +73,18 @@ def parameter_count(model: nn.Module, n_inputs: int) -> int:
 MAX_SIZE = 100_000  # the largest N a size search tries
 
 
-def smallest_matching_size(
-    make: Callable[[int], nn.Module],
-    target: int,
-    n_inputs: int,
-    max_size: int = MAX_SIZE,
-    min_size: int = 1,
+def smallest_size(
+    count_of: Callable[[int], int], target: int, min_size: int = 1, max_size: int = MAX_SIZE
 ) -> tuple[int, int]:
     """The smallest size N >= ``min_size`` whose model has at least ``target`` parameters, and
-    that count.
+    that count; ``count_of(N)`` gives the parameter count of size N (e.g. through
+    :func:`settings_parameter_count`; it must accept every N >= ``min_size``, e.g. ``min_size=K``
+    for a rank-K model).
 
-    ``make(N)`` builds the candidate (it must accept every N >= ``min_size``, e.g. ``min_size=K``
-    for a rank-K model); counts grow with N. Every model here has a count quadratic in N, so three
-    counts predict the answer, which two more confirm (the counts at N and N - 1); a model whose
-    count is not quadratic falls back to a bisection over the counts, with the same answer.
+    Counts grow with N. Every model here has a count quadratic in N, so three counts predict the
+    answer, which two more confirm (the counts at N and N - 1); a count that is not quadratic
+    falls back to a bisection over the counts, with the same answer.
     """
-    return _smallest_size(lambda n: parameter_count(make(n), n_inputs), target, max_size, min_size)
-
-
-def _smallest_size(
-    count_of: Callable[[int], int], target: int, max_size: int, min_size: int
-) -> tuple[int, int]:
-    """:func:`smallest_matching_size` for a function giving the parameter count of size N."""
     counts: dict[int, int] = {}
 
     def count(n: int) -> int:
@@ -102,9 +92,15 @@ def _smallest_size(
             counts[n] = count_of(n)
         return counts[n]
 
-    guess = _quadratic_guess([count(min_size + j) for j in range(3)], target, max_size - min_size)
-    if guess is not None:
-        n = min_size + guess
+    f0, f1, f2 = (count(min_size + j) for j in range(3))
+    d1, d2 = f1 - f0, f2 - 2 * f1 + f0
+
+    def quadratic(n: int) -> int:  # through the three counts
+        j = n - min_size
+        return f0 + j * d1 + d2 * j * (j - 1) // 2
+
+    if quadratic(max_size) >= target:  # q is not monotone in general: check the crossing found
+        n = _first_reaching(quadratic, target, min_size, max_size)
         if count(n) >= target and (n == min_size or count(n - 1) < target):
             return n, count(n)
     lo, hi = min_size, min_size
@@ -112,30 +108,16 @@ def _smallest_size(
         lo, hi = hi + 1, hi * 2
         if hi > max_size:
             raise ConfigError(f"no size up to {max_size} reaches {target} parameters")
+    n = _first_reaching(count, target, lo, hi)
+    return n, count(n)
+
+
+def _first_reaching(f: Callable[[int], int], target: int, lo: int, hi: int) -> int:
+    """Bisection: the smallest n in [lo, hi] with f(n) >= target, given f(hi) >= target and f
+    non-decreasing on [lo, hi]."""
     while lo < hi:
         mid = (lo + hi) // 2
-        if count(mid) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo, count(lo)
-
-
-def _quadratic_guess(first: list[int], target: int, limit: int) -> int | None:
-    """The smallest j in [0, ``limit``] with q(j) >= ``target``, where q is the quadratic through
-    ``first`` = [q(0), q(1), q(2)]; None if there is none."""
-    f0, f1, f2 = first
-    d1, d2 = f1 - f0, f2 - 2 * f1 + f0
-
-    def q(j: int) -> int:
-        return f0 + j * d1 + d2 * j * (j - 1) // 2
-
-    if q(limit) < target:
-        return None
-    lo, hi = 0, limit
-    while lo < hi:  # q is not monotone in general: this finds a crossing, which is then checked
-        mid = (lo + hi) // 2
-        if q(mid) >= target:
+        if f(mid) >= target:
             hi = mid
         else:
             lo = mid + 1
@@ -163,8 +145,8 @@ def match_size(
     # A rank-K model needs N >= K, so the search starts there (a bad K is left to build_model).
     rank = base.get("K", 1)
     start = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 1 else 1
-    size, _ = _smallest_size(
-        lambda n: settings_parameter_count({**base, "N": n}, n_inputs), target, MAX_SIZE, start
+    size, _ = smallest_size(
+        lambda n: settings_parameter_count({**base, "N": n}, n_inputs), target, min_size=start
     )
     return {**base, "N": size}
 
