@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nmrnn.protocols import COLUMNS, protocol_table, write_protocols
+from nmrnn.io import UnreadableFile
+from nmrnn.protocols import COLUMNS, protocol_table, protocols_provenance, write_protocols
 
 GROUP_OF = {4: "shorter", 14: "trained", 22: "longer"}
 
@@ -91,6 +93,52 @@ def test_write_protocols_writes_table_and_figure(tmp_path):
     again = pd.read_csv(csv)
     assert list(again["variant"]) == list(table["variant"])
     np.testing.assert_allclose(again["ratio"], table["ratio"], rtol=1e-5)
+
+
+def _meta(path, experiment, arch, seed, commit, wall_s, all_attempts=None):
+    meta = {"experiment": experiment, "arch": arch, "seed": seed, "git_commit": commit,
+            "wall_s": wall_s}  # fmt: skip
+    if all_attempts is not None:
+        meta["train_s_all_attempts"] = all_attempts
+    path.write_text(json.dumps(meta))
+    return str(path)
+
+
+def test_provenance_names_each_runs_seeds_commits_and_training_time(tmp_path):
+    metas = [
+        _meta(tmp_path / "a.json", "mwg", "lrrnn", 1, "c2", 10.0, all_attempts=25.0),
+        _meta(tmp_path / "b.json", "mwg", "lrrnn", 0, "c1", 20.0, all_attempts=20.0),
+        _meta(tmp_path / "c.json", "mwg", "nmrnn", 0, "c1", 7.5),  # trained before it was recorded
+    ]
+    prov = protocols_provenance(metas, {"authors": "figures/authors/metrics/mwg.csv"})
+    lr, nm = prov["runs"]["mwg/lrrnn"], prov["runs"]["mwg/nmrnn"]
+    assert lr == {"seeds": [0, 1], "git_commits": ["c2", "c1"], "training_s": 45.0,
+                  "last_attempt_only": 0}  # fmt: skip
+    assert nm["training_s"] == 7.5 and nm["last_attempt_only"] == 1
+    assert prov["training_s_sum"] == 52.5
+    assert prov["tables"] == {"authors": "figures/authors/metrics/mwg.csv"}
+    assert "git_commit" in prov["rendered_by"]
+
+
+def test_provenance_names_a_broken_meta_file(tmp_path):
+    bad = tmp_path / "meta.json"
+    bad.write_text('{"experiment": "mwg"}')
+    with pytest.raises(UnreadableFile, match="meta.json"):
+        protocols_provenance([str(bad)], {})
+
+
+def test_write_protocols_writes_the_provenance_beside_the_table(tmp_path):
+    run_file = tmp_path / "run.csv"
+    RUN.to_csv(run_file, index=False)
+    metas = [_meta(tmp_path / f"{arch}{s}.json", "mwg", arch, s, "c1", 1.0, 1.0)
+             for arch in ("nmrnn", "lrrnn") for s in range(5)]  # fmt: skip
+    out = tmp_path / "out"
+    comparisons = [c for c in COMPARISONS if all("table" not in c[k] for k in ("nm", "baseline"))]
+    write_protocols([str(run_file)], {}, comparisons, str(out / "p.csv"), str(out / "p.png"),
+                    meta_files=metas, provenance_out=str(out / "p.json"))  # fmt: skip
+    prov = json.loads((out / "p.json").read_text())
+    assert prov["runs"]["mwg/nmrnn"]["seeds"] == [0, 1, 2, 3, 4]
+    assert prov["training_s_sum"] == 10.0
 
 
 def test_eft_side_best_is_the_lowest_median_nmrnn_configuration():

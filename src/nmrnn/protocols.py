@@ -196,15 +196,59 @@ def protocol_table(
     return pd.DataFrame(rows, columns=list(COLUMNS)), points
 
 
+def protocols_provenance(meta_files: Sequence[str], table_files: Mapping[str, str]) -> dict:
+    """What ``protocols.csv`` was computed from: per trained (experiment, architecture) of this
+    run its seeds, the commits its seeds were trained at and their summed training time (every
+    attempt, or the last one for a seed trained before that was recorded); the other runs'
+    tables by path (their own ``PROVENANCE.json`` lies beside them)."""
+    import json
+
+    from nmrnn.io import environment_info, unreadable
+
+    runs: dict[str, dict[str, Any]] = {}
+    for f in meta_files:
+        try:
+            meta = json.loads(Path(f).read_text())
+            key = f"{meta['experiment']}/{meta['arch']}"
+            spent = meta.get("train_s_all_attempts")
+            last_only = spent is None
+            spent = float(meta["wall_s"] if last_only else spent)
+        except (OSError, ValueError, KeyError) as e:
+            raise unreadable(f, f"not a seed's meta.json ({type(e).__name__}: {e})") from e
+        run = runs.setdefault(
+            key, {"seeds": [], "git_commits": [], "training_s": 0.0, "last_attempt_only": 0}
+        )
+        run["seeds"].append(int(meta["seed"]))
+        commit = str(meta.get("git_commit", "unknown"))
+        if commit not in run["git_commits"]:
+            run["git_commits"].append(commit)
+        run["training_s"] += spent
+        run["last_attempt_only"] += int(last_only)
+    for run in runs.values():
+        run["seeds"].sort()
+        run["training_s"] = round(run["training_s"], 1)
+    return {
+        "runs": dict(sorted(runs.items())),
+        "training_s_sum": round(sum(r["training_s"] for r in runs.values()), 1),
+        "tables": dict(table_files),
+        "written": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "rendered_by": environment_info(),
+    }
+
+
 def write_protocols(
     metrics_files: Sequence[str],
     table_files: Mapping[str, str],
     comparisons: Sequence[Mapping[str, Any]],
     csv_out: str,
     png_out: str,
+    meta_files: Sequence[str] | None = None,
+    provenance_out: str | None = None,
 ) -> pd.DataFrame:
-    """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``."""
-    from nmrnn.io import atomic_path, read_csv_checked
+    """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``, and
+    with ``provenance_out`` the provenance of the runs behind them (:func:`protocols_provenance`
+    of ``meta_files``)."""
+    from nmrnn.io import atomic_path, read_csv_checked, write_json
 
     frames = [read_csv_checked(f) for f in metrics_files]
     run_metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -216,6 +260,8 @@ def write_protocols(
     with atomic_path(csv_out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     plot_protocols(table, points, png_out)
+    if provenance_out is not None:
+        write_json(provenance_out, protocols_provenance(meta_files or [], table_files))
     return table
 
 

@@ -263,8 +263,9 @@ PROTOCOLS = config["protocols"]
 PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
 
 
-def protocol_metrics():
-    """This run's per-seed metrics behind the protocol comparisons (every seed of each side)."""
+def protocol_runs(name):
+    """This run's per-seed files ``name`` (metrics.csv, meta.json) behind the protocol
+    comparisons (every seed of each side)."""
     files = set()
     for comparison in PROTOCOLS["comparisons"]:
         for side in (comparison["nm"], comparison["baseline"]):
@@ -276,7 +277,7 @@ def protocol_metrics():
                     else [side["arch"]]
                 )
                 files.update(
-                    f"{RESULTS}/{experiment}/{arch}/seed{s}/metrics.csv"
+                    f"{RESULTS}/{experiment}/{arch}/seed{s}/{name}"
                     for arch in archs
                     for s in seeds_of(experiment)
                 )

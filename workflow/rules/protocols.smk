@@ -1,11 +1,14 @@
 rule protocols:
-    """The claim tests under each protocol variant: figures/protocols.csv and .png."""
+    """The claim tests under each protocol variant: figures/protocols.csv and .png, and the
+    provenance of the runs behind them."""
     input:
-        metrics=protocol_metrics(),
+        metrics=protocol_runs("metrics.csv"),
+        metas=protocol_runs("meta.json"),
         tables=list(PROTOCOLS["tables"].values()),
     output:
         csv=f"{PROTOCOLS_DIR}/protocols.csv",
         png=f"{PROTOCOLS_DIR}/protocols.png",
+        provenance=f"{PROTOCOLS_DIR}/protocols_provenance.json",
     log:
         f"{RESULTS}/logs/protocols.log",
     conda:

@@ -11,4 +11,6 @@ with log_to(sm.log[0]):
         list(sm.params.comparisons),
         sm.output.csv,
         sm.output.png,
+        meta_files=list(sm.input.metas),
+        provenance_out=sm.output.provenance,
     )
