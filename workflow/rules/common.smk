@@ -263,9 +263,10 @@ PROTOCOLS = config["protocols"]
 PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
 
 
-def protocol_runs(name):
+def protocol_runs(name, with_sources=False):
     """This run's per-seed files ``name`` (metrics.csv, meta.json) behind the protocol
-    comparisons (every seed of each side)."""
+    comparisons (every seed of each side); ``with_sources``: also those of the experiment a
+    transfer side starts from (its stage 1)."""
     files = set()
     for comparison in PROTOCOLS["comparisons"]:
         for side in (comparison["nm"], comparison["baseline"]):
@@ -276,9 +277,11 @@ def protocol_runs(name):
                     if side["arch"] == "best"
                     else [side["arch"]]
                 )
-                files.update(
-                    f"{RESULTS}/{experiment}/{arch}/seed{s}/{name}"
-                    for arch in archs
-                    for s in seeds_of(experiment)
-                )
+                source = EXPERIMENTS[experiment].get("pretrained")
+                for e in [experiment] + ([source] if with_sources and source else []):
+                    files.update(
+                        f"{RESULTS}/{e}/{arch}/seed{s}/{name}"
+                        for arch in archs
+                        for s in seeds_of(experiment)
+                    )
     return sorted(files)

@@ -3,7 +3,7 @@ rule protocols:
     provenance of the runs behind them."""
     input:
         metrics=protocol_runs("metrics.csv"),
-        metas=protocol_runs("meta.json"),
+        metas=protocol_runs("meta.json", with_sources=True),
         tables=list(PROTOCOLS["tables"].values()),
     output:
         csv=f"{PROTOCOLS_DIR}/protocols.csv",
