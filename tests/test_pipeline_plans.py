@@ -89,7 +89,8 @@ def test_full_config_plans_every_job():
             60,
         ),
         # multitask claim 3, one switch at a time: the LR-RNN's normalisation (LR-RNN only)
-        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each
+        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each; the
+        # NM-RNN's noise-free stage 1 with the matched transfer (5 more transfers)
         (
             "protocols",
             " ".join(
@@ -97,11 +98,12 @@ def test_full_config_plans_every_job():
                 for e, archs in (
                     ("multitask_transfer_lr_qr_inv_n", ("lrrnn",)),
                     ("multitask_transfer_data", ("nmrnn", "lrrnn")),
+                    ("multitask_transfer_nm_noisefree", ("nmrnn",)),
                 )
                 for a in archs
                 for s in range(5)
             ),  # fmt: skip
-            30,
+            35,
         ),
     ],
 )
