@@ -306,6 +306,16 @@ def git_commit(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
+def training_time(meta: Mapping[str, Any]) -> tuple[float, bool]:
+    """Seconds a training job spent, from its meta: every attempt (the time before a kill, from
+    its checkpoint, plus the resumed run), or its last attempt only for a job trained before
+    that was recorded; and whether it was the last attempt only."""
+    spent = meta.get("train_s_all_attempts")
+    if spent is None:
+        return float(meta["wall_s"]), True
+    return float(spent), False
+
+
 def environment_info() -> dict:
     """Package version, git commit, JAX device and host: the provenance of a result."""
     import jax

@@ -203,22 +203,21 @@ def protocols_provenance(meta_files: Sequence[str], table_files: Mapping[str, st
     tables by path (their own ``PROVENANCE.json`` lies beside them)."""
     import json
 
-    from nmrnn.io import environment_info, unreadable
+    from nmrnn.io import environment_info, training_time, unreadable
 
     runs: dict[str, dict[str, Any]] = {}
     for f in meta_files:
         try:
             meta = json.loads(Path(f).read_text())
             key = f"{meta['experiment']}/{meta['arch']}"
-            spent = meta.get("train_s_all_attempts")
-            last_only = spent is None
-            spent = float(meta["wall_s"] if last_only else spent)
+            seed = int(meta["seed"])
+            spent, last_only = training_time(meta)
         except (OSError, ValueError, KeyError) as e:
             raise unreadable(f, f"not a seed's meta.json ({type(e).__name__}: {e})") from e
         run = runs.setdefault(
             key, {"seeds": [], "git_commits": [], "training_s": 0.0, "last_attempt_only": 0}
         )
-        run["seeds"].append(int(meta["seed"]))
+        run["seeds"].append(seed)
         commit = str(meta.get("git_commit", "unknown"))
         if commit not in run["git_commits"]:
             run["git_commits"].append(commit)

@@ -23,6 +23,7 @@ from nmrnn.io import (
     read_csv_checked,
     read_npz_meta,
     save_tree,
+    training_time,
     unreadable,
     write_csv,
     write_json,
@@ -345,11 +346,9 @@ def write_provenance(config: Mapping[str, Any], block_files: Sequence[str], outp
     ``training_blocks_last_attempt_only`` says how many did."""
     total, last_only = 0.0, 0
     for f in block_files:
-        meta = read_npz_meta(f)
-        spent = meta.get("train_s_all_attempts")
-        if spent is None:
-            spent, last_only = meta["wall_s"], last_only + 1
-        total += float(spent)
+        spent, only_last = training_time(read_npz_meta(f))
+        total += spent
+        last_only += only_last
     write_json(
         output,
         {
