@@ -7,6 +7,13 @@ checks it is given (``nmrnn.figures.CLAIMS_BY_TABLE``) into ``claims.csv`` and a
 ``claims.md``. This module imports no figure. A claim row has the columns of :data:`COLUMNS`.
 Comparisons across seeds use a one-sided Mann–Whitney U test (architectures are initialised
 independently, so seeds are not paired) at :data:`ALPHA`.
+
+Every claim's decision is a *rule*: a function of two arrays of per-seed values (the NM-RNN's and
+the baseline's, seeds on the last axis) that returns whether the claim holds, row by row. The
+claim row applies it to the observed seeds; :func:`uncertainty` applies it to bootstrap resamples
+of the seeds (each side resampled with replacement, :data:`BOOTSTRAP_DRAWS` times) and reports
+P(holds), the fraction of resampled seed sets in which the claim's own test holds, beside the 95%
+percentile interval of the ratio of medians (``scipy.stats.bootstrap``).
 """
 
 from __future__ import annotations
@@ -28,8 +35,17 @@ COLUMNS = (
     "test",  # e.g. "one-sided Mann-Whitney U, nmrnn < lrrnn"
     "p_value",
     "holds",  # True / False
+    "ratio",  # median of the NM-RNN's seeds over the baseline's (NaN where not a comparison)
+    "ratio_ci_low",  # 95% bootstrap percentile interval of that ratio over resampled seed sets
+    "ratio_ci_high",
+    "p_holds",  # fraction of resampled seed sets in which the claim's test holds
     "detail",  # per-seed values or any caveat
 )
+UNCERTAINTY = ("ratio", "ratio_ci_low", "ratio_ci_high", "p_holds")
+BOOTSTRAP_DRAWS = 10_000
+BOOTSTRAP_SEED = 0  # one fixed stream: a table's intervals are the same on every rerun
+CONFIDENCE = 0.95
+Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (..., n_a), (..., n_b) -> bool (...)
 Checks = Mapping[str, Callable[[pd.DataFrame], list[dict]]]  # table name -> its claims function
 
 
@@ -51,6 +67,90 @@ def compare(a: Sequence[float], b: Sequence[float], alternative: str = "less") -
         "ratio": med_a / med_b if med_b else np.nan,
         "p_value": float(p),
     }
+
+
+def median_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Median of ``a`` over median of ``b`` along the last axis (NaN where the latter is 0)."""
+    num, den = np.median(a, axis=-1), np.median(b, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+
+
+def mann_whitney_p(a: np.ndarray, b: np.ndarray, alternative: str) -> np.ndarray:
+    """Mann–Whitney U p-values along the last axis, each row with the method scipy's ``"auto"``
+    picks for that row alone (exact unless both sides exceed 8 values or the row has ties), so a
+    row gives the p-value :func:`compare` gives for the same values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    lead = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    a = np.broadcast_to(a, lead + a.shape[-1:]).reshape(-1, a.shape[-1])
+    b = np.broadcast_to(b, lead + b.shape[-1:]).reshape(-1, b.shape[-1])
+    both = np.sort(np.concatenate([a, b], axis=-1), axis=-1)
+    ties = (np.diff(both, axis=-1) == 0).any(axis=-1)
+    exact = ~ties & (min(a.shape[-1], b.shape[-1]) <= 8)
+    p = np.empty(len(a))
+    for method, rows in (("exact", exact), ("asymptotic", ~exact)):
+        if rows.any():
+            test = stats.mannwhitneyu(a[rows], b[rows], alternative=alternative, method=method,
+                                      axis=-1)  # fmt: skip
+            p[rows] = test.pvalue
+    return p.reshape(lead)
+
+
+def uncertainty(
+    a: Sequence[float],
+    b: Sequence[float],
+    rule: Rule,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict:
+    """The bootstrap over seeds of one claim test: ``ratio`` (median of ``a`` over median of
+    ``b``), its 95% percentile interval ``ratio_ci_low``/``ratio_ci_high`` and ``p_holds``, the
+    fraction of the ``draws`` resampled seed sets (each side resampled with replacement, apart
+    from the other) in which ``rule`` holds. Non-finite values are left out, as in
+    :func:`compare`; a side with fewer than two values gives NaN everywhere. Both come from
+    ``scipy.stats.bootstrap`` with the same random stream, so they see the same resamples."""
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    nan = {k: np.nan for k in UNCERTAINTY}
+    if len(a) < 2 or len(b) < 2:  # nothing to resample
+        return nan
+
+    def resampled(statistic):
+        return stats.bootstrap(
+            (a, b),
+            lambda x, y, axis=-1: statistic(np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)),
+            n_resamples=draws,
+            paired=False,
+            vectorized=True,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
+
+    holds = resampled(lambda x, y: np.asarray(rule(x, y), float)).bootstrap_distribution
+    with np.errstate(invalid="ignore"):  # a resample whose baseline median is 0: NaN interval
+        interval = resampled(median_ratio).confidence_interval
+    return {
+        "ratio": float(median_ratio(a, b)),
+        "ratio_ci_low": float(interval.low),
+        "ratio_ci_high": float(interval.high),
+        "p_holds": float(np.mean(holds)),
+    }
+
+
+def decide(a: Sequence[float], b: Sequence[float], rule: Rule) -> dict:
+    """A claim's verdict on the observed seeds (``holds``: ``rule`` on the finite values, False
+    when a side has none) and its :func:`uncertainty`: the claim-row columns a rule fills."""
+    fa, fb = np.asarray(a, float), np.asarray(b, float)
+    fa, fb = fa[np.isfinite(fa)], fb[np.isfinite(fb)]
+    holds = bool(len(fa) and len(fb) and np.all(rule(fa, fb)))
+    return {"holds": holds, **uncertainty(fa, fb, rule)}
+
+
+def lower(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rule: ``x`` below ``y`` (one-sided Mann–Whitney U p < ALPHA) with a median ratio < 1."""
+    return (mann_whitney_p(x, y, "less") < ALPHA) & (median_ratio(x, y) < 1)
 
 
 def format_values(groups: dict[str, Sequence[float]], fmt: str = "{:.4g}") -> str:
@@ -94,10 +194,20 @@ def gather(tables: Sequence[str | Path], checks: Checks) -> pd.DataFrame:
     return frame.sort_values("claim", kind="stable").reset_index(drop=True)
 
 
+def format_interval(row: Mapping) -> str:
+    """'1.4 [0.48, 2.9]' from a row's ratio columns ('' without a ratio)."""
+    if pd.isna(row["ratio"]):
+        return ""
+    low, high = row["ratio_ci_low"], row["ratio_ci_high"]
+    ci = "" if pd.isna(low) or pd.isna(high) else f" [{low:.2g}, {high:.2g}]"
+    return f"{row['ratio']:.3g}{ci}"
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     """The claims table as GitHub markdown (no extra dependency)."""
     cols = ["claim", "statement", "metric", "values", "test", "p_value", "holds"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    heads = cols + ["median ratio [95% CI]", "P(holds)"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for _, row in frame.iterrows():
         cells = []
         for c in cols:
@@ -107,6 +217,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
             if c == "holds":
                 v = "**yes**" if bool(v) else "**no**"
             cells.append(str(v).replace("|", "/").replace("\n", " "))
+        cells += [format_interval(row), "" if pd.isna(row["p_holds"]) else f"{row['p_holds']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -120,5 +231,8 @@ def write_claims(
     Path(out_md).write_text(
         "# Claims of the paper, checked on this run\n\n"
         "Generated by the pipeline from `figures/metrics/*.csv`; see `PROVENANCE.json` for the "
-        "run.\n\n" + to_markdown(frame)
+        "run. Median ratio: the NM-RNN's median across seeds over the baseline's, with its 95% "
+        f"bootstrap interval; P(holds): the fraction of {BOOTSTRAP_DRAWS:,} resampled seed sets "
+        "(each side's seeds drawn with replacement) in which the claim's own test holds.\n\n"
+        + to_markdown(frame)
     )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nmrnn import claims as cl
-from nmrnn.figures.fig3.claims import FIT_THRESHOLD, per_seed_group_mse
+from nmrnn.figures.fig3.claims import both_fit, per_seed_group_mse
 from nmrnn.figures.fig4.claims import per_seed_accuracy, retrained, transfer_rows, transfer_test
 from nmrnn.figures.fig5.claims import best_of, lstm_level
 
@@ -51,7 +51,11 @@ COLUMNS = (
     "ratio",
     "p_value",
     "holds",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "p_holds",
 )
+SEED_COLUMNS = ("claim", "variant", "side", "seed", "value")
 PROTOCOLS = ("matched", "switch", "control", "authors")
 
 
@@ -133,24 +137,22 @@ def compare_claim(
     baseline: pd.Series,
     retrained_counts: tuple[float, float] | None = None,
 ) -> dict:
-    """One claim test on per-seed values, decided as in the claims table. ``retrained_counts``
-    (claim 3 only): the parameters the NM-RNN and the baseline retrain in transfer."""
+    """One claim test on per-seed values, decided by the claims table's rule for it, with the
+    bootstrap interval of the median ratio and P(holds) (:func:`nmrnn.claims.decide`).
+    ``retrained_counts`` (claim 3 only): the parameters the NM-RNN and the baseline retrain in
+    transfer."""
     if claim not in CLAIMS:
         raise ValueError(f"unknown claim {claim!r}; choose one of {CLAIMS}")
     if claim == "1-trained":
-        c = cl.compare(nm, baseline, "two-sided")
-        medians = (c["median_a"], c["median_b"])
-        holds = bool(all(np.isfinite(m) and m < FIT_THRESHOLD for m in medians))
+        c = {**cl.compare(nm, baseline, "two-sided"), **cl.decide(nm, baseline, both_fit)}
     elif claim == "4-lstm":
-        c, holds = lstm_level(pd.Series(nm), pd.Series(baseline))
+        c, _ = lstm_level(pd.Series(nm), pd.Series(baseline))
     elif claim in MULTITASK_CLAIMS:
         if retrained_counts is None:
             raise ValueError(f"claim {claim} needs the retrained-parameter counts")
         c = transfer_test(nm, baseline, *retrained_counts)
-        holds = c["holds"]
     else:
-        c = cl.compare(nm, baseline, "less")
-        holds = bool(c["p_value"] < cl.ALPHA and c["ratio"] < 1)
+        c = {**cl.compare(nm, baseline, "less"), **cl.decide(nm, baseline, cl.lower)}
     return {
         "n_nm": int(np.isfinite(np.asarray(nm, float)).sum()),
         "n_baseline": int(np.isfinite(np.asarray(baseline, float)).sum()),
@@ -158,7 +160,10 @@ def compare_claim(
         "median_baseline": c["median_b"],
         "ratio": c["ratio"],
         "p_value": c["p_value"],
-        "holds": holds,
+        "holds": c["holds"],
+        "ratio_ci_low": c["ratio_ci_low"],
+        "ratio_ci_high": c["ratio_ci_high"],
+        "p_holds": c["p_holds"],
     }
 
 
@@ -168,7 +173,8 @@ def protocol_table(
     comparisons: Sequence[Mapping[str, Any]],
 ) -> tuple[pd.DataFrame, dict]:
     """The comparison table (a row per comparison and claim, :data:`COLUMNS`) and the per-seed
-    values behind it (``{(variant, claim): (nm values, baseline values)}``, for the figure).
+    values behind it (``{(variant, claim): (nm values, baseline values)}``, each a Series indexed
+    by seed; :func:`seed_table` makes them a table).
 
     ``run_metrics``: this run's per-seed metrics rows (every experiment); ``tables``: other runs'
     tidy metrics tables by the name the comparisons use."""
@@ -192,8 +198,20 @@ def protocol_table(
                 "baseline": side_label(comp["baseline"], sides[1]["arch"].iloc[0]),
                 **compare_claim(claim, nm, base, counts),
             })  # fmt: skip
-            points[(comp["variant"], claim)] = (nm.to_numpy(float), base.to_numpy(float))
+            points[(comp["variant"], claim)] = (nm.astype(float), base.astype(float))
     return pd.DataFrame(rows, columns=list(COLUMNS)), points
+
+
+def seed_table(points: Mapping) -> pd.DataFrame:
+    """The per-seed values behind ``protocols.csv`` as a tidy table (:data:`SEED_COLUMNS`), so a
+    later reader can recompute every row's test and bootstrap without the runs."""
+    rows = [
+        {"claim": claim, "variant": variant, "side": side, "seed": int(seed), "value": value}
+        for (variant, claim), values in points.items()
+        for side, series in zip(("nm", "baseline"), values, strict=True)
+        for seed, value in series.items()
+    ]
+    return pd.DataFrame(rows, columns=list(SEED_COLUMNS))
 
 
 def protocols_provenance(meta_files: Sequence[str], table_files: Mapping[str, str]) -> dict:
@@ -243,10 +261,11 @@ def write_protocols(
     png_out: str,
     meta_files: Sequence[str] | None = None,
     provenance_out: str | None = None,
+    seeds_out: str | None = None,
 ) -> pd.DataFrame:
-    """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``, and
-    with ``provenance_out`` the provenance of the runs behind them (:func:`protocols_provenance`
-    of ``meta_files``)."""
+    """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``, with
+    ``provenance_out`` the provenance of the runs behind them (:func:`protocols_provenance` of
+    ``meta_files``) and with ``seeds_out`` the per-seed values (:func:`seed_table`)."""
     from nmrnn.io import atomic_path, read_csv_checked, write_json
 
     frames = [read_csv_checked(f) for f in metrics_files]
@@ -258,6 +277,9 @@ def write_protocols(
     table, points = protocol_table(run_metrics, tables, comparisons)
     with atomic_path(csv_out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    if seeds_out is not None:
+        with atomic_path(seeds_out) as tmp:
+            seed_table(points).to_csv(tmp, index=False, float_format="%.6g")
     plot_protocols(table, points, png_out)
     if provenance_out is not None:
         write_json(provenance_out, protocols_provenance(meta_files or [], table_files))
@@ -295,11 +317,18 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
                 continue
             row = rows.loc[variant]
             colour = colours.get(row["protocol"], "#7f7f7f")
-            nm, base = points[(variant, claim)]
+            nm, base = (np.asarray(v, float) for v in points[(variant, claim)])
             reference = np.nanmedian(base) if np.isfinite(base).any() else np.nan
             ax.scatter(nm / reference, np.full(len(nm), y), s=14, color=colour, alpha=0.7)
             ax.barh(y, row["ratio"], height=0.5, left=0, color=colour if row["holds"] else "none",
                     edgecolor=colour, alpha=0.35 if row["holds"] else 1.0)  # fmt: skip
+            low, high = row.get("ratio_ci_low", np.nan), row.get("ratio_ci_high", np.nan)
+            if np.isfinite(low) and np.isfinite(high):  # the 95% bootstrap interval
+                ax.plot([low, high], [y + 0.32, y + 0.32], color=colour, lw=1.2)
+            if np.isfinite(row.get("p_holds", np.nan)):
+                ax.annotate(f"P={row['p_holds']:.2f}", (1.0, y), xycoords=("axes fraction", "data"),
+                            xytext=(-2, 0), textcoords="offset points", ha="right",
+                            va="center", fontsize=7, color=colour)  # fmt: skip
         ax.axvline(1.0, color="black", lw=0.8, ls="--")
         if claim in MULTITASK_CLAIMS:  # accuracy ratios: bounded, a linear axis from 0
             ax.set_xlim(left=0)
@@ -318,7 +347,11 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
         labels.append(v + mark)
     axes[0].set_yticklabels(labels)
     axes[0].invert_yaxis()
-    fig.suptitle("Claims under each protocol (filled bar: the claim holds; dots: NM-RNN seeds)")
+    fig.suptitle(
+        "Claims under each protocol (filled bar: the claim holds; dots: NM-RNN seeds; line: 95% "
+        "bootstrap interval of the ratio; P: fraction of resampled seed sets where it holds)",
+        fontsize=9,
+    )
     fig.tight_layout()
     Path(png_out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(png_out) as tmp:

@@ -9,6 +9,7 @@ rule protocols:
         csv=f"{PROTOCOLS_DIR}/protocols.csv",
         png=f"{PROTOCOLS_DIR}/protocols.png",
         provenance=f"{PROTOCOLS_DIR}/protocols_provenance.json",
+        seeds=f"{PROTOCOLS_DIR}/protocols_seeds.csv",
     log:
         f"{RESULTS}/logs/protocols.log",
     conda:

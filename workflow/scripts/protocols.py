@@ -13,4 +13,5 @@ with log_to(sm.log[0]):
         sm.output.png,
         meta_files=list(sm.input.metas),
         provenance_out=sm.output.provenance,
+        seeds_out=sm.output.seeds,
     )

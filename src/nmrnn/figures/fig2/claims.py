@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nmrnn import claims as cl
+
 CHECKS = {
     "decay_max_abs_error_discrete": (
         "5-decay",
@@ -42,6 +44,7 @@ def claims(metrics: pd.DataFrame) -> list[dict]:
                 "test": f"below tolerance {tol:g}",
                 "p_value": float("nan"),
                 "holds": bool(value < tol),
+                **dict.fromkeys(cl.UNCERTAINTY, float("nan")),  # one computed value, no seeds
                 "detail": "",
             }
         )

@@ -40,14 +40,24 @@ def retrained(rows: pd.DataFrame, arch: str) -> float:
     return float(counts.median()) if len(counts) else np.nan
 
 
+def more_accurate(fewer: bool) -> cl.Rule:
+    """Claim 3's rule for a pair that retrains ``fewer`` parameters or not: the NM-RNN's
+    accuracies greater (one-sided Mann–Whitney U, p < ALPHA) and ``fewer``."""
+
+    def rule(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (cl.mann_whitney_p(x, y, "greater") < cl.ALPHA) & fewer
+
+    return rule
+
+
 def transfer_test(nm: pd.Series, baseline: pd.Series, n_nm: float, n_base: float) -> dict:
-    """Claim 3's rule: :func:`nmrnn.claims.compare` of the per-seed accuracies (one-sided, the
-    NM-RNN greater) plus ``better`` (p < ALPHA), ``fewer`` (the NM-RNN retrains fewer parameters)
-    and ``holds`` (both)."""
+    """Claim 3's test: :func:`nmrnn.claims.compare` of the per-seed accuracies (one-sided, the
+    NM-RNN greater) plus ``better`` (p < ALPHA), ``fewer`` (the NM-RNN retrains fewer parameters),
+    ``holds`` (both) and the bootstrap columns of :func:`nmrnn.claims.decide`."""
     c = cl.compare(np.asarray(nm, float), np.asarray(baseline, float), alternative="greater")
     better = bool(np.isfinite(c["p_value"]) and c["p_value"] < cl.ALPHA)
     fewer = bool(np.isfinite(n_nm) and np.isfinite(n_base) and n_nm < n_base)
-    return {**c, "better": better, "fewer": fewer, "holds": better and fewer}
+    return {**c, "better": better, "fewer": fewer, **cl.decide(nm, baseline, more_accurate(fewer))}
 
 
 def _claim_row(frame: pd.DataFrame, claim: str, baseline: str, testset: str) -> dict | None:
@@ -86,7 +96,7 @@ def _claim_row(frame: pd.DataFrame, claim: str, baseline: str, testset: str) -> 
             f"and n_trainable nmrnn < {baseline}"
         ),
         "p_value": res["p_value"],
-        "holds": res["holds"],
+        **{k: res[k] for k in ("holds", *cl.UNCERTAINTY)},
         "detail": detail,
     }
 

@@ -41,17 +41,25 @@ _detail = cl.format_detail
 _seeds_text = cl.format_seed_counts
 
 
-def lstm_level(nm: pd.Series, lstm: pd.Series) -> tuple[dict, bool]:
-    """:func:`nmrnn.claims.compare` of an NM-RNN's per-seed MSEs with the LSTM's, and whether the
-    NM-RNN reaches LSTM-level MSE (median ratio ≤ LSTM_LEVEL_FACTOR and it learned)."""
-    c = cl.compare(nm, lstm, "less")
-    ratio = c["ratio"]
-    holds = bool(
-        np.isfinite(ratio)
-        and ratio <= LSTM_LEVEL_FACTOR
-        and c["median_a"] < LEARNED_FRACTION * eft.CHANCE_MSE
+def reaches_lstm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Claim 4-lstm's rule: median ratio ≤ LSTM_LEVEL_FACTOR and the NM-RNN learned (its median
+    below LEARNED_FRACTION × chance)."""
+    return (cl.median_ratio(x, y) <= LSTM_LEVEL_FACTOR) & (
+        np.median(x, axis=-1) < LEARNED_FRACTION * eft.CHANCE_MSE
     )
-    return c, holds
+
+
+def beats(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Claims 4-lrrnn and 4-vanilla's rule: one-sided Mann–Whitney U, x < y, p < ALPHA."""
+    return cl.mann_whitney_p(x, y, "less") < cl.ALPHA
+
+
+def lstm_level(nm: pd.Series, lstm: pd.Series) -> tuple[dict, bool]:
+    """:func:`nmrnn.claims.compare` of an NM-RNN's per-seed MSEs with the LSTM's, with the
+    bootstrap columns of :func:`nmrnn.claims.decide`, and whether the NM-RNN reaches LSTM-level
+    MSE (:func:`reaches_lstm`)."""
+    c = {**cl.compare(nm, lstm, "less"), **cl.decide(nm, lstm, reaches_lstm)}
+    return c, c["holds"]
 
 
 def claims(metrics: pd.DataFrame) -> list[dict]:
@@ -107,7 +115,7 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
 
     if "lstm" in values:
         vals = {best: values[best], "lstm": values["lstm"]}
-        c, holds = lstm_level(values[best], values["lstm"])
+        c, _ = lstm_level(values[best], values["lstm"])
         rows.append({
             "claim": f"4-lstm{suffix}",
             "statement": f"EFT{label}: the best NM-RNN configuration reaches LSTM-level MSE "
@@ -119,7 +127,7 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
             "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; p_value: "
                     f"one-sided Mann-Whitney U, {best} < lstm (information only)",
             "p_value": c["p_value"],
-            "holds": holds,
+            **{k: c[k] for k in ("holds", *cl.UNCERTAINTY)},
             "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
         })  # fmt: skip
 
@@ -128,7 +136,6 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
             continue
         vals = {best: values[best], base: values[base]}
         c = cl.compare(values[best], values[base], "less")
-        holds = bool(np.isfinite(c["p_value"]) and c["p_value"] < alpha)
         rows.append({
             "claim": f"4-{base}{suffix}",
             "statement": f"EFT{label}: the best NM-RNN configuration beats the parameter-matched "
@@ -138,14 +145,14 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
             "seeds": _seeds_text(vals),
             "test": f"one-sided Mann-Whitney U, {best} < {base}, holds if p < {alpha}",
             "p_value": c["p_value"],
-            "holds": holds,
+            **cl.decide(values[best], values[base], beats),
             "detail": _detail(vals, f"median ratio {c['ratio']:.3g}; {selection}"),
         })  # fmt: skip
 
     if "lstm" in values:
         for config in configs:
             vals = {config: values[config], "lstm": values["lstm"]}
-            c, holds = lstm_level(values[config], values["lstm"])
+            c, _ = lstm_level(values[config], values["lstm"])
             rows.append({
                 "claim": f"4-config-{config}{suffix}",
                 "statement": f"EFT{label}: NM-RNN configuration {config} reaches LSTM-level "
@@ -156,7 +163,7 @@ def _claim_rows(metrics: pd.DataFrame, suffix: str, metric: str) -> list[dict]:
                 "test": f"holds if median ratio ≤ {factor:g} and median < {learned:.1f}; "
                         f"p_value: one-sided Mann-Whitney U, {config} < lstm (information only)",
                 "p_value": c["p_value"],
-                "holds": holds,
+                **{k: c[k] for k in ("holds", *cl.UNCERTAINTY)},
                 "detail": _detail(
                     vals,
                     f"median ratio {c['ratio']:.3g}"
