@@ -61,6 +61,10 @@ def test_full_config_plans_every_job():
         ("workstation", "all", 145),
         # the authors' protocol: every experiment, architecture and seed
         ("authors", "all", 145),
+        # enough seeds to decide: MWG NM-RNN and LR-RNN x 20, EFT NM-RNN (5,13,12) and two LSTM
+        # sizes x 30 (from scratch here: --forceall)
+        ("seeds", "protocols", 130),
+        ("seeds-authors", "protocols", 130),
         # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
         (
             "protocols",

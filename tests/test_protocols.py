@@ -258,3 +258,18 @@ def test_a_comparison_side_must_be_a_claim_experiment():
     stage1 = {**comparison, "nm": {**side, "experiment": "multitask"}}
     with pytest.raises(ConfigError, match="comparisons.0.nm.experiment: 'multitask'"):
         validate({**paper, "protocols": {"comparisons": [stage1]}})
+
+
+def test_a_comparison_can_test_the_first_seeds_only():
+    run = pd.concat([
+        metrics("mwg", "nmrnn", {"shorter": 1e-3, "trained": 1e-5, "longer": 1e-3}, seeds=8),
+        metrics("mwg", "lrrnn", {"shorter": 1e-1, "trained": 1e-5, "longer": 1e-1}, seeds=8),
+    ])  # fmt: skip
+    pair = {"nm": {"arch": "nmrnn"}, "baseline": {"arch": "lrrnn"}, "claims": ["1-shorter"]}
+    comparisons = [{"variant": "first 3", "seeds": 3, **pair}, {"variant": "all", **pair}]
+    table, points = protocol_table(run, {}, comparisons)
+    rows = table.set_index("variant")
+    assert (rows.loc["first 3", "n_nm"], rows.loc["first 3", "n_baseline"]) == (3, 3)
+    assert rows.loc["all", "n_nm"] == 8
+    assert rows.loc["first 3", "median_nm"] == pytest.approx(1e-3 * 1.1)  # seeds 0, 1, 2
+    assert list(points[("first 3", "1-shorter")][0].index) == [0, 1, 2]

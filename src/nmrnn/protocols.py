@@ -185,8 +185,11 @@ def protocol_table(
             side = comp[key]
             source = tables[side["table"]] if side.get("table") else run_metrics
             sides.append(side_rows(source, side))
+        limit = comp.get("seeds")  # only seeds 0 .. limit-1 of each side
         for claim in comp.get("claims", default_claims(sides[0])):
             nm, base = (per_seed(r, claim) for r in sides)
+            if limit is not None:
+                nm, base = nm[nm.index < limit], base[base.index < limit]
             counts = None
             if claim in MULTITASK_CLAIMS:
                 counts = tuple(n_retrained(r, claim) for r in sides)
