@@ -1,0 +1,123 @@
+"""README.md and docs/: every generated table equals what the committed CSVs give, a changed CSV
+makes its table stale, and every relative link resolves (file and heading)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nmrnn import doctables
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = doctables.documents(ROOT)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def test_documents_exist_and_readme_is_short():
+    assert (ROOT / "README.md").is_file()
+    assert len(DOCUMENTS) > 1, "no docs/*.md"
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines <= 200, f"README.md has {lines} lines (at most 200; move detail to docs/)"
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_generated_tables_match_the_committed_csvs(path):
+    text = path.read_text()
+    assert text == doctables.render(text, ROOT, path.name), (
+        f"{path.relative_to(ROOT)}: a generated table differs from its CSV; "
+        "run `python -m nmrnn.doctables` and commit the result"
+    )
+
+
+def test_the_readme_and_results_have_generated_tables():
+    assert "<!-- table:summary -->" in (ROOT / "README.md").read_text()
+    for name in ("claims", "mwg", "eft", "multitask", "theory"):
+        assert f"<!-- table:{name}" in (ROOT / "docs/results.md").read_text()
+    assert "<!-- table:protocols" in (ROOT / "docs/protocols.md").read_text()
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """README, docs and figures in a scratch folder, generated blocks up to date."""
+    shutil.copytree(ROOT / "figures", tmp_path / "figures")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    assert doctables.main([str(tmp_path)]) == 0
+    return tmp_path
+
+
+def test_a_changed_csv_with_unchanged_documents_fails_the_check(copy, capsys):
+    assert doctables.main([str(copy), "--check"]) == 0
+    claims = pd.read_csv(copy / "figures/claims.csv")
+    claims.loc[claims["claim"] == "1-shorter", "holds"] = ~claims["holds"].astype(bool)
+    claims.to_csv(copy / "figures/claims.csv", index=False)
+    assert doctables.main([str(copy), "--check"]) == 1
+    assert "README.md: stale" in capsys.readouterr().err
+    assert doctables.main([str(copy)]) == 0  # regenerated ...
+    assert doctables.main([str(copy), "--check"]) == 0  # ... and up to date again
+
+
+def test_a_changed_metrics_table_makes_its_block_stale(copy):
+    mwg = pd.read_csv(copy / "figures/metrics/mwg.csv")
+    mwg["mse"] *= 2
+    mwg.to_csv(copy / "figures/metrics/mwg.csv", index=False)
+    assert copy / "docs/results.md" in doctables.stale(copy)
+
+
+def test_optional_columns_appear_when_present(copy):
+    protocols = pd.read_csv(copy / "figures/protocols.csv")
+    protocols["p_holds"] = 0.25
+    protocols.to_csv(copy / "figures/protocols.csv", index=False)
+    table = doctables.protocols_table(copy, "1")
+    assert "P(holds)" in table and "0.25" in table
+
+
+def test_outside_checks_fill_their_column(copy):
+    summary = doctables.summary(copy, None)
+    pd.DataFrame({"claim": ["1-shorter"], "holds": [True]}).to_csv(
+        copy / "figures/outside.csv", index=False
+    )
+    with_outside = doctables.summary(copy, None)
+    row = next(line for line in with_outside.splitlines() if line.startswith("| 1-shorter "))
+    assert row.endswith("| yes |") and with_outside != summary
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<!-- table:nosuch -->\n<!-- /table -->\n", "unknown table 'nosuch'"),
+        ("<!-- table:summary -->\nno end\n", "without its '<!-- /table -->'"),
+        ("<!-- table:protocols -->\n<!-- /table -->\n", "needs a claim number"),
+        ("<!-- table:claims figures/nowhere -->\n<!-- /table -->\n", "figures/nowhere/claims.csv"),
+    ],
+)
+def test_a_bad_block_is_named_in_one_line(text, message):
+    with pytest.raises(doctables.DocTableError, match=re.escape(message)) as error:
+        doctables.render(text, ROOT, "doc.md")
+    assert "\n" not in str(error.value)
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", path.read_text()), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(path):
+    broken = []
+    for target in LINK.findall(FENCE.sub("", path.read_text())):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        file, _, anchor = target.partition("#")
+        resolved = (path.parent / file).resolve() if file else path
+        if not resolved.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{path.relative_to(ROOT)}: broken links: {', '.join(broken)}"
