@@ -53,7 +53,7 @@ def limit_cpu_threads(threads: int | None) -> bool:
     XLA's CPU client runs a program's operations on a pool of worker threads sized to every CPU
     the process may use, whatever XLA's other threading flags say: a job given one core of a
     2-core machine kept two workers busy (1.6 cores, measured), so two such jobs side by side
-    slowed each other down (README, *Runtime*). This sets the pool size (``PJRT_NPROC``) to
+    slowed each other down (docs/runtime.md). This sets the pool size (``PJRT_NPROC``) to
     ``threads`` and, for one thread, keeps Eigen's matrix products unthreaded. The user's own
     ``PJRT_NPROC``/``NPROC`` or ``XLA_FLAGS`` threading flag wins; nothing is changed once
     JAX's backend has started (these are read only then). Returns whether anything was set.
