@@ -8,6 +8,7 @@ from nmrnn.config import scaled_experiments, seed_blocks
 from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config
 from nmrnn.figures import REGISTRY
+from nmrnn.steps import run_steps
 
 try:
     _checked = validate_config(
@@ -60,6 +61,21 @@ def seeds_of(experiment):
 
 def blocks_of(experiment):
     return seed_blocks(EXPERIMENTS[experiment]["seeds"], config["seeds_per_job"])
+
+
+# Training jobs whose parameters another experiment starts from (multitask stage 1) head the
+# longest chain of the run; the transfers that follow end it.
+SOURCES = {exp["pretrained"] for exp in EXPERIMENTS.values() if "pretrained" in exp}
+
+
+def train_priority(wildcards):
+    """Longest chain first, so both cores stay busy to the end: a block another experiment
+    starts from, then a block that starts from one, then the rest; within each, more training
+    steps first (steps x seeds in the block)."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    tier = 2 if wildcards.experiment in SOURCES else 1 if "pretrained" in exp else 0
+    seeds = len(block_seeds(wildcards))
+    return tier * 10**9 + run_steps(exp, wildcards.arch) * seeds
 
 
 def block_seeds(wildcards):

@@ -14,6 +14,7 @@ rule train:
         TRAINING_ENV
     resources:
         training=1,
+    priority: train_priority
     params:
         experiments=experiments_used,
         seeds=block_seeds,
