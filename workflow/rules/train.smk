@@ -10,11 +10,11 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/{{arch}}/block{{block}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/{{arch}}/block{{block}}.tsv"
+    priority: train_priority
     conda:
         TRAINING_ENV
     resources:
         training=1,
-    priority: train_priority
     params:
         experiments=experiments_used,
         seeds=block_seeds,
