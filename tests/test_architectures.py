@@ -15,7 +15,7 @@ from nmrnn.architectures import (
     parameter_groups,
     smallest_size,
 )
-from nmrnn.models import LRRNN, LSTM, NMRNN, VanillaRNN
+from nmrnn.models import LRRNN, LSTM, MODELS, MODULES, NMRNN, VanillaRNN
 
 MWG_INPUTS = 3
 MWG_NMRNN = {"model": "nmrnn", "N": 100, "M": 5, "K": 3, "O": 1, "tau_x": 10.0, "tau_z": 100.0}
@@ -147,14 +147,25 @@ def test_count_from_pytree_equals_count_via_eval_shape(settings):
     assert n == sum(a.size for a in jax.tree.leaves(variables["params"]))
 
 
+def test_the_registry_holds_the_entries_of_every_model_module():
+    names = [entry.name for module in MODULES for entry in module.MODELS]
+    assert sorted(names) == sorted(MODELS)
+    assert {"nmrnn", "linear_nmrnn", "lrrnn", "vanilla", "lstm"} <= set(MODELS)
+    for name, entry in MODELS.items():
+        assert entry.name == name
+        assert not {"parent", "name", "gradient"} & entry.settings  # flax's, or not a setting
+        assert {"N", "O"} <= entry.settings  # every model has a size N and outputs O
+    assert MODELS["linear_nmrnn"].settings == MODELS["nmrnn"].settings - {"linear"}
+
+
 def test_linear_nmrnn_is_linear():
     model = build_model({"model": "linear_nmrnn", "N": 12, "M": 3, "K": 2, "O": 1})
     assert isinstance(model, NMRNN) and model.linear
 
 
 def test_unknown_model_raises_config_error_naming_it():
-    with pytest.raises(ConfigError, match="'gru'"):
-        build_model({"model": "gru", "N": 10})
+    with pytest.raises(ConfigError, match="'transformer'"):
+        build_model({"model": "transformer", "N": 10})
     with pytest.raises(ConfigError, match="None"):
         build_model({"N": 10})
 

@@ -1,4 +1,4 @@
-"""The NM-RNN, LR-RNN, vanilla RNN and LSTM rollouts (:mod:`nmrnn.rollouts`) with
+"""The time loops of the NM-RNN, LR-RNN, vanilla RNN and LSTM (each model module's ``rollout``) with
 ``gradient="custom"`` against ``gradient="autodiff"`` (the plain ``lax.scan`` they replace): same
 outputs, and the hand-written reverse passes give JAX's autodiff gradients for every parameter and
 input, in every configuration of the model (qr / inv_n, feedback, linear φ, gain overrides), under
@@ -11,11 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmrnn import rollouts
+from nmrnn import models
 from nmrnn.architectures import ConfigError, build_model
 from nmrnn.lowrank import low_rank_factors
 from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
-from nmrnn.rollouts import LRRNNWeights, LSTMWeights, NMRNNWeights, VanillaWeights
+from nmrnn.models.lrrnn import LRRNNWeights
+from nmrnn.models.lstm import LSTMWeights
+from nmrnn.models.nmrnn import NMRNNWeights
+from nmrnn.models.vanilla import VanillaWeights
 
 RTOL, ATOL = 1e-4, 1e-5
 N, M, K, O, B, T, U, UX = 9, 4, 3, 2, 5, 12, 5, 3  # noqa: E741 (O: outputs, as in the paper)
@@ -67,7 +70,7 @@ def run(gradient, arrays, static, normalisation):
     right = left if static["linear"] else a.pop("right")
     a.pop("right", None)
     weights = NMRNNWeights(left, right, **{k: a.pop(k) for k in WEIGHTS if k in a})
-    return rollouts.nmrnn.rollout(
+    return models.nmrnn.rollout(
         weights,
         a.pop("x0"),
         a.pop("z0"),
@@ -246,7 +249,7 @@ def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
     def call(gradient, a):
         left = low_rank_factors(a["L"], normalisation)
         weights = LRRNNWeights(left, a["right"], a["B"], a["C"], a["d"])
-        return rollouts.lrrnn.rollout(
+        return models.lrrnn.rollout(
             weights, a["x0"], a["inputs"], gain=gain, ax=0.2, gradient=gradient
         )
 
@@ -267,7 +270,7 @@ def test_vanilla_outputs_and_gradients_equal_plain_scan(used):
 
     def call(gradient, a):
         weights = VanillaWeights(a["W"], a["B"], a["C"], a["d"])
-        return rollouts.vanilla.rollout(
+        return models.vanilla.rollout(
             weights, a["x0"], a["inputs"], gain=1.0 / N, ax=0.2, gradient=gradient
         )
 
@@ -286,7 +289,7 @@ def test_lstm_outputs_and_gradients_equal_plain_scan(used):
 
     def call(gradient, a):
         weights = LSTMWeights(a["Wh"])
-        return rollouts.lstm.rollout(weights, a["h0"], a["c0"], a["drive"], gradient=gradient)
+        return models.lstm.rollout(weights, a["h0"], a["c0"], a["drive"], gradient=gradient)
 
     assert_rollouts_agree(arrays, call, ("h", "c"), used)
 
@@ -319,32 +322,6 @@ def test_module_gradients_equal_plain_scan_under_vmap(model):
     plain = grad(model.clone(gradient="autodiff"))
     assert set(fast) == set(variables["params"])
     assert_trees_close(fast, plain)
-
-
-def test_dispatch_runs_each_model_kind():
-    """``rollouts.rollout(kind, ...)`` is that kind's ``rollout``, with either gradient."""
-    a = random_arrays(
-        50,
-        W=((N, N), 1.0),
-        B=((N, U), 1.0),
-        C=((O, N), 0.4),
-        d=((O,), 0.1),
-        x0=((B, N), 0.3),
-        inputs=((T, B, U), 1.0),
-    )
-    weights = VanillaWeights(a["W"], a["B"], a["C"], a["d"])
-    for gradient in rollouts.GRADIENTS:
-        direct = rollouts.vanilla.rollout(weights, a["x0"], a["inputs"], gain=0.1, ax=0.2)
-        via = rollouts.rollout(
-            "vanilla", weights, a["x0"], a["inputs"], gain=0.1, ax=0.2, gradient=gradient
-        )
-        for f, p in zip(via, direct, strict=True):
-            np.testing.assert_allclose(f, p, rtol=RTOL, atol=ATOL)
-    assert set(rollouts.ROLLOUTS) == {"nmrnn", "lrrnn", "vanilla", "lstm"}
-    with pytest.raises(ValueError, match="unknown model kind"):
-        rollouts.rollout("gru", weights, a["x0"], a["inputs"])
-    with pytest.raises(ValueError, match="unknown gradient"):
-        rollouts.rollout("vanilla", weights, a["x0"], a["inputs"], gain=0.1, ax=0.2, gradient="x")
 
 
 def test_autodiff_gradient_allows_forward_mode():

@@ -1,9 +1,9 @@
-"""Build models from plain settings (as in config.yaml), count their parameters, and size baselines
-to match a reference model's parameter count."""
+"""Build models of the registry (:data:`nmrnn.models.MODELS`) from plain settings (as in
+config.yaml), count their parameters, and size baselines to match a reference model's parameter
+count."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,25 +12,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.config import ConfigError
-from nmrnn.models import LRRNN, LSTM, NMRNN, LinearNMRNN, VanillaRNN
-
-MODEL_CLASSES: dict[str, Callable[..., nn.Module]] = {
-    "nmrnn": NMRNN,
-    "linear_nmrnn": LinearNMRNN,
-    "lrrnn": LRRNN,
-    "vanilla": VanillaRNN,
-    "lstm": LSTM,
-}
+from nmrnn.errors import ConfigError
+from nmrnn.models import MODELS
 
 
-def _fields(cls) -> set[str]:
-    """The settings of a model class. ``gradient`` (how the time loop is differentiated) is not
-    one: it does not show in a run's fingerprint, so a config must not choose it."""
-    if cls is LinearNMRNN:
-        cls = NMRNN
-    hidden = ("parent", "name", "gradient")
-    return {f.name for f in dataclasses.fields(cls) if f.name not in hidden}
+def model_settings_of(kind: str) -> frozenset[str]:
+    """The settings a model kind accepts (empty for a name that is not a model:
+    :func:`build_model` names the choices)."""
+    return MODELS[kind].settings if kind in MODELS else frozenset()
 
 
 def build_model(settings: Mapping[str, Any]) -> nn.Module:
@@ -41,17 +30,16 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
     """
     settings = dict(settings)
     kind = settings.pop("model", None)
-    if kind not in MODEL_CLASSES:
-        raise ConfigError(f"unknown model {kind!r}; choose one of {sorted(MODEL_CLASSES)}")
-    cls = MODEL_CLASSES[kind]
-    allowed = _fields(cls) - ({"linear"} if kind == "linear_nmrnn" else set())
+    if kind not in MODELS:
+        raise ConfigError(f"unknown model {kind!r}; choose one of {sorted(MODELS)}")
+    allowed = MODELS[kind].settings
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise ConfigError(
             f"model {kind!r} has no setting {unknown[0]!r}; its settings are {sorted(allowed)}"
         )
     try:
-        return cls(**settings)
+        return MODELS[kind].build(**settings)
     except ConfigError:
         raise
     except ValueError as err:

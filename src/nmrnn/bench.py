@@ -65,7 +65,7 @@ def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int, gradient
     depend on the values, so every seed gets seed 0's data (and, for a transfer experiment, a
     freshly initialised source model stands in for the pretrained one). ``gradient``: how the
     model's time loop is differentiated (``"custom"`` or ``"autodiff"``, see
-    :mod:`nmrnn.rollouts`)."""
+    :mod:`nmrnn.models`)."""
     exp = experiments[experiment]
     seeds = list(range(n_seeds))
     pretrained = None
@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     if args.compare:
-        # Every model's time loop has both gradients (nmrnn.rollouts): every row is compared.
+        # Every model's time loop has both gradients (nmrnn.models): every row is compared.
         grads, steps_rows = [], []
         for e, a in rows:
             for s in seed_counts:

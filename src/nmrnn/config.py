@@ -12,12 +12,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from nmrnn.errors import ConfigError
+from nmrnn.experiments import check_experiment
+from nmrnn.tasks import TASKS, get_task
+
 # The schema ships with the package (workflow/schemas/config.schema.yaml links to it).
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
-
-
-class ConfigError(ValueError):
-    """A model or experiment setting that cannot be used; the message names the setting."""
 
 
 def _with_defaults(validator_class):
@@ -65,8 +65,6 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
 
     Raises ConfigError with a one-line message naming the offending key.
     """
-    from nmrnn.tasks import TASKS  # here: the task modules import ConfigError from this one
-
     schema = yaml.safe_load(Path(schema_path).read_text())
     # The task names come from the registry (nmrnn.tasks.TASKS), not from the schema file.
     schema["$defs"]["experiment"]["properties"]["task"]["enum"] = list(TASKS)
@@ -98,8 +96,6 @@ def _without_removed(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    from nmrnn.tasks import get_task
-
     folders = {key: config[key] for key in ("results_dir", "figures_dir")}
     folders["protocols.output_dir"] = config.get("protocols", {}).get("output_dir", "figures")
     for key, folder in folders.items():
@@ -122,8 +118,6 @@ def _check_semantics(config: dict) -> None:
                         f"{where}.match_reference: {ref!r} is not an architecture of {name}"
                     )
         get_task(exp["task"]).check(exps, name)  # pretrained, select_best, data, ...
-    from nmrnn.experiments import check_experiment
-
     for name in exps:
         check_experiment(exps, name)
     _check_protocols(config)
@@ -132,8 +126,6 @@ def _check_semantics(config: dict) -> None:
 def _check_protocols(config: dict) -> None:
     """Every side of a protocol comparison names a configured experiment and architecture (or
     a named table), and asks for selected parameters only where a selection is configured."""
-    from nmrnn.tasks import TASKS, get_task
-
     protocols = config.get("protocols", {})
     exps = config["experiments"]
     for i, comp in enumerate(protocols.get("comparisons", [])):

@@ -23,18 +23,16 @@ import numpy as np
 
 from nmrnn import training
 from nmrnn.architectures import (
-    ConfigError,
     build_model,
     match_size,
+    model_settings_of,
     parameter_groups,
     settings_parameter_count,
 )
+from nmrnn.errors import ConfigError
 from nmrnn.tasks import get_task
 from nmrnn.tasks.common import TaskData
 from nmrnn.tasks.common import selects_on as _selects_on
-
-LOW_RANK_MODELS = ("nmrnn", "linear_nmrnn", "lrrnn")
-
 
 # ----------------------------------------------------------------------------- keys
 
@@ -65,8 +63,9 @@ def task_dimensions(exp: Mapping[str, Any]) -> tuple[int, int]:
 def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -> dict:
     """Settings for :func:`nmrnn.architectures.build_model` of one architecture of an experiment.
 
-    Adds the output size, the experiment's low-rank normalisation, context routing, and resolves
-    ``N: match`` to the smallest size whose parameter count reaches the reference architecture's.
+    Adds the output size and, to a model that has the setting, the experiment's low-rank
+    normalisation, context routing and initialisation; resolves ``N: match`` to the smallest size
+    whose parameter count reaches the reference architecture's.
     Transfer experiments reuse the architectures of the experiment they start from.
     """
     exp = experiments[experiment]
@@ -77,19 +76,20 @@ def model_settings(experiments: Mapping[str, Any], experiment: str, arch: str) -
     U, O = task_dimensions(src)
     spec = src["archs"][arch]
     settings = {"model": spec["model"], **spec.get("settings", {}), "O": O}
-    if spec["model"] in LOW_RANK_MODELS:
+    has = model_settings_of(spec["model"])  # what the model can take: no list of model names
+    if "normalisation" in has:
         settings.setdefault("normalisation", src.get("normalisation", "qr"))
         if "qr_sign" in src:  # absent: the models' default ("positive")
             settings.setdefault("qr_sign", src["qr_sign"])
-    if spec["model"] in ("nmrnn", "linear_nmrnn") and src.get("context_to_z_only", False):
+    if "x_inputs" in has and src.get("context_to_z_only", False):
         x_inputs = get_task(src["task"]).x_inputs(src)
         if x_inputs is None:
             raise ConfigError(f"experiments.{source}.context_to_z_only: its task has no context")
         settings["x_inputs"] = x_inputs
     if src.get("init_scheme"):
         settings.setdefault("init_scheme", src["init_scheme"])
-        if src["init_scheme"] == "eft" and spec["model"] != "lstm":
-            settings.setdefault("readout_bias", False)  # the LSTM never has one
+        if src["init_scheme"] == "eft" and "readout_bias" in has:
+            settings.setdefault("readout_bias", False)  # a model without the setting has none
     if settings.get("N") == "match":
         ref_name = src.get("match_reference")
         if not ref_name or ref_name not in src["archs"]:
@@ -191,7 +191,7 @@ def selection(exp: Mapping[str, Any], data: Sequence[Mapping[str, TaskData]]):
 def add_input_column(model: nn.Module, params: dict, n_old: int, value: float = 0.1) -> dict:
     """Widen every input matrix of the model's ``inputs`` group that reads all ``n_old`` channels
     by one column filled with ``value`` (the new context channel of the transfer task)."""
-    names = set(getattr(model, "PARAM_GROUPS", {}).get("inputs", ()))
+    names = set(parameter_groups(model).get("inputs", ()))
     out = dict(params)
     for name in names & set(params):
         w = jnp.asarray(params[name])  # numpy float64 input becomes JAX's default float

@@ -3,25 +3,23 @@ perceptual-decision example (:mod:`nmrnn.tasks.decision`, not in the paper).
 
 Each generator returns a `TaskData` pytree with arrays laid out (batch, time, channel). Each
 module of :data:`MODULES` also provides the pipeline's view of its task(s), :class:`Task`
-instances in its ``TASKS`` tuple; importing the module registers them in :data:`TASKS` by name.
-A new task is one module plus its name in :data:`MODULES`.
+instances in its ``TASKS`` tuple, which this registry enters in :data:`TASKS` by name.
+A new task is one module plus its name in the import line and :data:`MODULES` below.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from nmrnn.config import ConfigError
-from nmrnn.tasks.common import Task, TaskData, concatenate, masked_mse, take
+from nmrnn.errors import ConfigError
+from nmrnn.tasks import decision, eft, multitask, mwg
+from nmrnn.tasks.common import TASKS, Task, TaskData, concatenate, masked_mse, take
 
 # The task modules, in the order the registry lists them.
-MODULES = ("mwg", "multitask", "eft", "decision")
+MODULES = (mwg, multitask, eft, decision)
 
-TASKS: dict[str, Task] = {}
 for _module in MODULES:
-    for _task in importlib.import_module(f"nmrnn.tasks.{_module}").TASKS:
+    for _task in _module.TASKS:
         if _task.name in TASKS:
-            raise RuntimeError(f"task {_task.name!r} is registered twice (nmrnn.tasks.{_module})")
+            raise RuntimeError(f"task {_task.name!r} is registered twice ({_module.__name__})")
         TASKS[_task.name] = _task
 
 

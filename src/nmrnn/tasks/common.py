@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from nmrnn.config import ConfigError
+from nmrnn.errors import ConfigError
+
+# The registry: every task of the pipeline by name, filled in by :mod:`nmrnn.tasks` from its
+# task modules (kept here, below them, so a task's checks can name the tasks that do something).
+TASKS: dict[str, Task] = {}
 
 
 class TaskData(NamedTuple):
@@ -214,8 +218,6 @@ class Task:
         The base checks what every task shares: ``select_best.on`` is one the task supports,
         ``pretrained``, architectures' ``data`` and ``context_to_z_only`` only where the task has
         them, ``task_settings`` only with keys of :attr:`settings`. Subclasses extend it."""
-        from nmrnn.tasks import TASKS  # the registry, for messages naming the tasks that do
-
         exp = experiments[name]
         where = f"experiments.{name}"
         self.check_selection(exp, f"{where}.select_best")
@@ -237,8 +239,6 @@ class Task:
 
     def check_selection(self, exp: Mapping[str, Any], where: str) -> None:
         """``select_best`` measures something the task supports."""
-        from nmrnn.tasks import TASKS
-
         on = selects_on(exp)
         if on is None:
             return

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from nmrnn.config import ConfigError
+from nmrnn.errors import ConfigError
 from nmrnn.tasks.common import Task, TaskData, per_checkpoint, run, selects_on, trial_mse
 
 T_FIXATION, T_STIMULUS, T_DELAY, T_RESPONSE = 10, 20, 10, 20

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from nmrnn.config import ConfigError
+from nmrnn.errors import ConfigError
 from nmrnn.tasks.common import Task, TaskData, per_checkpoint, run, trial_mse
 
 TASK_NAMES = ("delay_pro", "delay_anti", "memory_pro", "memory_anti")

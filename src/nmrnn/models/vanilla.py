@@ -1,5 +1,6 @@
-"""The leaky vanilla RNN's time loop, with its hand-written reverse pass: the LR-RNN's treatment
-with a full W (N×N) in place of the low-rank product.
+"""The leaky vanilla RNN: the flax module, its parameter groups and its time loop with a
+hand-written reverse pass (the LR-RNN's treatment with a full W (N×N) in place of the low-rank
+product).
 
 x_t = (1 - a_x) x_{t-1} + a_x [g · W tanh(x_{t-1}) + B u_t],  y_t = C x_t + d
 """
@@ -9,20 +10,86 @@ from __future__ import annotations
 from functools import partial
 from typing import NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.rollouts.common import (
+from nmrnn.models.common import (
     Array,
+    Model,
     Recurrence,
     at,
+    batch_major,
     check_gradient,
+    check_gradient_setting,
+    check_size,
+    check_time_constant,
+    gradient_field,
+    initial_state,
     is_zero,
+    normal,
     put,
+    readout,
     state_adjoint,
     sum_outer_t,
+    time_major,
     transposed,
 )
+
+
+class VanillaRNN(nn.Module):
+    """Leaky vanilla RNN.
+
+    x_t = (1 - 1/τ) x_{t-1} + (1/τ)[(1/N) W φ(x_{t-1}) + B u_t], y = C x + d.
+    """
+
+    N: int
+    O: int
+    tau_x: float = 10.0
+    readout_bias: bool = True
+    init_scheme: str = "default"
+    gradient: str = gradient_field()
+
+    PARAM_GROUPS = {"inputs": ("B",)}
+
+    def __post_init__(self):
+        for name in ("N", "O"):
+            check_size("VanillaRNN", name, getattr(self, name))
+        check_time_constant("VanillaRNN", "tau_x", self.tau_x)
+        check_gradient_setting("VanillaRNN", self.gradient)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), x (batch, time, N).
+        """
+        N, O = self.N, self.O
+        U = inputs.shape[-1]
+        W = self.param("W", normal(1.0), (N, N))
+        B = self.param("B", normal(1.0 / jnp.sqrt(U)), (N, U))
+        C, d = readout(self, N, O)
+        x0 = initial_state(self, "x0", N, random=self.init_scheme == "eft")
+        # The time loop, input projection and readout included (:func:`rollout` below): the
+        # equation above, with a hand-written reverse pass unless gradient="autodiff".
+        ys, xs = rollout(
+            VanillaWeights(W, B, C, d),
+            jnp.broadcast_to(x0, (inputs.shape[0], N)),
+            time_major(inputs),
+            gain=1.0 / N,
+            ax=1.0 / self.tau_x,
+            gradient=self.gradient,
+        )
+        ys, xs = batch_major((ys, xs))
+        return {"y": ys, "x": xs}
+
+
+MODELS = (Model("vanilla", VanillaRNN),)
+
+
+# ----------------------------------------------------------------------------- time loop
 
 
 class VanillaWeights(NamedTuple):

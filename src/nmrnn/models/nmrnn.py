@@ -1,5 +1,6 @@
-"""The NM-RNN's time loop (the linear symmetric NM-RNN too: ``linear=True``), with its
-hand-written reverse pass.
+"""The neuromodulated low-rank RNN (NM-RNN) of the paper and its linear symmetric variant
+(``linear_nmrnn``: φ(x) = x, R = L = Q): the flax module, its parameter groups and its time loop
+with a hand-written reverse pass.
 
 z_t = (1 - a_z) z_{t-1} + a_z [W_z tanh(z_{t-1}) + B_z u_t (+ W_zx tanh(x_{t-1}) + b_zx)]
 s_t = σ(A_z z_t + b_z), replaced by s_fix_t where s_mask
@@ -13,24 +14,202 @@ after it, as one product over all steps and trials.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.rollouts.common import (
+from nmrnn.lowrank import low_rank_factors, recurrence_gain
+from nmrnn.models.common import (
     Array,
+    Model,
     Recurrence,
     at,
+    batch_major,
     check_gradient,
+    check_gradient_setting,
+    check_low_rank_options,
+    check_rank,
+    check_size,
+    check_time_constant,
+    gradient_field,
+    initial_state,
     is_zero,
+    normal,
     phi,
     put,
+    readout,
     small_matmul,
     state_adjoint,
     sum_outer_t,
+    time_major,
     transposed,
 )
+
+
+class NMRNN(nn.Module):
+    """Neuromodulated low-rank RNN (SPEC §1).
+
+    z_t = (1 - 1/τz) z_{t-1} + (1/τz)[W_z φ(z_{t-1}) + B_z u_t (+ W_zx φ(x_{t-1}) + b_zx)]
+    s_t = σ(A_z z_t + b_z)
+    x_t = (1 - 1/τx) x_{t-1} + (1/τx)[g L diag(s_t) Rᵀ φ(x_{t-1}) + B_x u_t]
+    y_t = C x_t + d
+
+    Attributes:
+        N, M, K, O: sizes of x, z, s and y.
+        tau_x, tau_z: time constants, in steps.
+        normalisation: ``"qr"`` (L → orthonormal Q of its reduced QR, g = 1), ``"inv_n"``
+            (raw L, g = 1/N) or ``"qr_inv_n"`` (Q and g = 1/N, the authors' LR-RNN); see
+            :mod:`nmrnn.lowrank`.
+        qr_sign: sign convention of Q: ``"positive"`` (diag R > 0) or ``"householder"``
+            (LAPACK's, as ``jnp.linalg.qr``).
+        x_inputs: if set, only the first ``x_inputs`` input channels drive x (context routing:
+            the remaining channels reach z only). ``None``: every channel drives x and z.
+        feedback: add the x→z path W_zx φ(x) + b_zx (Element Finder Task).
+        readout_bias: include d.
+        init_scheme: ``"default"`` (MWG, multitask) or ``"eft"`` (the feedback model's scaling,
+            SPEC §1); ``"eft"`` also draws x_0, z_0 at random once per run.
+        linear: use φ(x) = x and R = L = Q in the x update (the linear symmetric NM-RNN of the
+            theory).
+        gradient: ``"custom"`` (default) or ``"autodiff"``: how the time loop is
+            differentiated (see :func:`~nmrnn.models.common.gradient_field`; every model has it).
+    """
+
+    N: int
+    M: int
+    K: int
+    O: int
+    tau_x: float = 10.0
+    tau_z: float = 100.0
+    normalisation: str = "qr"
+    qr_sign: str = "positive"
+    x_inputs: int | None = None
+    feedback: bool = False
+    readout_bias: bool = True
+    init_scheme: str = "default"
+    linear: bool = False
+    gradient: str = gradient_field()
+
+    PARAM_GROUPS = {
+        "lowrank": ("L", "R", "B_x", "C", "d"),
+        "neuromod": ("W_z", "B_z", "A_z", "b_z", "W_zx", "b_zx"),
+        "inputs": ("B_x", "B_z"),
+    }
+
+    def __post_init__(self):
+        owner = "LinearNMRNN" if self.linear else "NMRNN"
+        for name in ("N", "M", "K", "O"):
+            check_size(owner, name, getattr(self, name))
+        check_rank(owner, self.N, self.K)
+        check_time_constant(owner, "tau_x", self.tau_x)
+        check_time_constant(owner, "tau_z", self.tau_z)
+        check_low_rank_options(owner, self.normalisation, self.qr_sign)
+        check_gradient_setting(owner, self.gradient)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: Array,
+        s_override: Array | None = None,
+        s_override_mask: Array | None = None,
+    ) -> dict[str, Array]:
+        """Run a batch of trials.
+
+        Args:
+            inputs: (batch, time, U), batch-major (the leading axis is trials, not time; a
+                time-major array cannot be told apart by shape, so it must not be passed).
+            s_override: optional (batch, time, K) gains that replace s_k wherever
+                ``s_override_mask[k]`` is true (ablations of Fig. 3F).
+            s_override_mask: (K,) bool.
+
+        Returns:
+            dict with y (batch, time, O), x (batch, time, N), z (batch, time, M),
+            s (batch, time, K).
+        """
+        N, M, K, O = self.N, self.M, self.K, self.O
+        U = inputs.shape[-1]
+        Ux = U if self.x_inputs is None else self.x_inputs
+        eft = self.init_scheme == "eft"
+        if self.init_scheme not in ("default", "eft"):
+            raise ValueError(f"unknown init_scheme {self.init_scheme!r} (use 'default' or 'eft')")
+
+        lr_scale = 1.0 / jnp.sqrt(K) if eft else 1.0
+        nm_scale_w = 1.0 / jnp.sqrt(M) if eft else 0.1
+        nm_scale_b = 1.0 / jnp.sqrt(K) if eft else 0.1
+        L = self.param("L", normal(lr_scale), (N, K))
+        R = self.param("R", normal(lr_scale), (N, K))
+        B_x = self.param("B_x", normal(1.0 / jnp.sqrt(Ux)), (N, Ux))
+        B_z = self.param("B_z", normal(1.0 / jnp.sqrt(U)), (M, U))
+        C, d = readout(self, N, O)
+        W_z = self.param("W_z", normal(nm_scale_w), (M, M))
+        A_z = self.param("A_z", normal(nm_scale_w), (K, M))
+        b_z = self.param("b_z", normal(nm_scale_b), (K,))
+        if self.feedback:
+            W_zx = self.param("W_zx", normal(1.0 / jnp.sqrt(N)), (M, N))
+            b_zx = self.param("b_zx", normal(1.0 / jnp.sqrt(M)), (M,))
+        x0 = initial_state(self, "x0", N, random=eft)
+        z0 = initial_state(self, "z0", M, random=eft)
+
+        if self.linear:
+            Q = low_rank_factors(L, "qr")
+            left, right, gain = Q, Q, 1.0
+        else:
+            left = low_rank_factors(L, self.normalisation, self.qr_sign)
+            right = R
+            gain = recurrence_gain(self.normalisation, N)
+
+        batch = inputs.shape[0]
+        u = time_major(inputs)
+        if s_override is None:
+            s_fix, omask = None, None
+        else:
+            s_fix = time_major(s_override)
+            omask = jnp.asarray(s_override_mask, bool)
+
+        # The time loop, input projections and readout included (:func:`rollout` below): the
+        # equations above, with a hand-written reverse pass unless gradient="autodiff".
+        weights = NMRNNWeights(
+            left,
+            right,
+            W_z,
+            A_z,
+            b_z,
+            B_x,
+            B_z,
+            C,
+            d,
+            W_zx=W_zx if self.feedback else None,
+            b_zx=b_zx if self.feedback else None,
+        )
+        ys, xs, zs, ss = rollout(
+            weights,
+            jnp.broadcast_to(x0, (batch, N)),
+            jnp.broadcast_to(z0, (batch, M)),
+            u[..., :Ux],
+            u,
+            gain=gain,
+            ax=1.0 / self.tau_x,
+            az=1.0 / self.tau_z,
+            linear=self.linear,
+            s_fix=s_fix,
+            s_mask=omask,
+            gradient=self.gradient,
+        )
+        ys, xs, zs, ss = batch_major((ys, xs, zs, ss))
+        return {"y": ys, "x": xs, "z": zs, "s": ss}
+
+
+def LinearNMRNN(N: int, M: int, K: int, O: int, **kwargs: Any) -> NMRNN:
+    """The linear symmetric NM-RNN of Section 3: φ(x) = x in the x update, R = L = QR(L)."""
+    return NMRNN(N=N, M=M, K=K, O=O, linear=True, **kwargs)
+
+
+MODELS = (Model("nmrnn", NMRNN), Model("linear_nmrnn", NMRNN, {"linear": True}))
+
+
+# ----------------------------------------------------------------------------- time loop
 
 
 class NMRNNWeights(NamedTuple):

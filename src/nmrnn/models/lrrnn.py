@@ -1,5 +1,5 @@
-"""The LR-RNN's time loop, with its hand-written reverse pass: the NM-RNN's loop with s ≡ 1 and
-no z.
+"""The low-rank RNN (LR-RNN), the NM-RNN with s ≡ 1 and no z: the flax module, its parameter
+groups and its time loop with a hand-written reverse pass.
 
 x_t = (1 - a_x) x_{t-1} + a_x [g · left rightᵀ tanh(x_{t-1}) + B u_t],  y_t = C x_t + d
 """
@@ -9,21 +9,100 @@ from __future__ import annotations
 from functools import partial
 from typing import NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.rollouts.common import (
+from nmrnn.lowrank import low_rank_factors, recurrence_gain
+from nmrnn.models.common import (
     Array,
+    Model,
     Recurrence,
     at,
+    batch_major,
     check_gradient,
+    check_gradient_setting,
+    check_low_rank_options,
+    check_rank,
+    check_size,
+    check_time_constant,
+    gradient_field,
+    initial_state,
     is_zero,
+    normal,
     put,
+    readout,
     small_matmul,
     state_adjoint,
     sum_outer_t,
+    time_major,
     transposed,
 )
+
+
+class LRRNN(nn.Module):
+    """Low-rank RNN: the NM-RNN with s ≡ 1 and no z.
+
+    x_t = (1 - 1/τ) x_{t-1} + (1/τ)[g L Rᵀ φ(x_{t-1}) + B u_t],  y_t = C x_t + d
+    """
+
+    N: int
+    K: int
+    O: int
+    tau_x: float = 10.0
+    normalisation: str = "qr"
+    qr_sign: str = "positive"
+    readout_bias: bool = True
+    init_scheme: str = "default"
+    gradient: str = gradient_field()
+
+    PARAM_GROUPS = {"lowrank": ("L", "R", "B", "C", "d"), "inputs": ("B",)}
+
+    def __post_init__(self):
+        for name in ("N", "K", "O"):
+            check_size("LRRNN", name, getattr(self, name))
+        check_rank("LRRNN", self.N, self.K)
+        check_time_constant("LRRNN", "tau_x", self.tau_x)
+        check_low_rank_options("LRRNN", self.normalisation, self.qr_sign)
+        check_gradient_setting("LRRNN", self.gradient)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), x (batch, time, N).
+        """
+        N, K, O = self.N, self.K, self.O
+        U = inputs.shape[-1]
+        eft = self.init_scheme == "eft"
+        lr_scale = 1.0 / jnp.sqrt(K) if eft else 1.0
+        L = self.param("L", normal(lr_scale), (N, K))
+        R = self.param("R", normal(lr_scale), (N, K))
+        B = self.param("B", normal(1.0 / jnp.sqrt(U)), (N, U))
+        C, d = readout(self, N, O)
+        x0 = initial_state(self, "x0", N, random=eft)
+        left = low_rank_factors(L, self.normalisation, self.qr_sign)
+        gain = recurrence_gain(self.normalisation, N)
+        # The time loop, input projection and readout included (:func:`rollout` below): the
+        # equation above, with a hand-written reverse pass unless gradient="autodiff".
+        ys, xs = rollout(
+            LRRNNWeights(left, R, B, C, d),
+            jnp.broadcast_to(x0, (inputs.shape[0], N)),
+            time_major(inputs),
+            gain=gain,
+            ax=1.0 / self.tau_x,
+            gradient=self.gradient,
+        )
+        ys, xs = batch_major((ys, xs))
+        return {"y": ys, "x": xs}
+
+
+MODELS = (Model("lrrnn", LRRNN),)
+
+
+# ----------------------------------------------------------------------------- time loop
 
 
 class LRRNNWeights(NamedTuple):

@@ -1,21 +1,104 @@
-"""The LSTM's time loop, with its hand-written reverse pass.
+"""The LSTM (no peepholes): the flax module, its parameter groups and its time loop with a
+hand-written reverse pass.
 
 pre_t = drive_t + Wh h_{t-1}, split into the gates (i, f, g, o) in that order;
 i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t-1} + i ⊙ g; h_t = o ⊙ tanh(c_t).
 
-The loop only: the input drive (u Wxᵀ + b, every step at once) and the readout are single large
-products outside it, differentiated by JAX. The reverse loop carries (λh, λc) and stores the
-adjoint of the gate pre-activations, from which dWh is one product afterwards.
+The time loop runs the recurrence only: the input drive (u Wxᵀ + b, every step at once) and the
+readout are single large products outside it, differentiated by JAX. The reverse loop carries
+(λh, λc) and stores the adjoint of the gate pre-activations, from which dWh is one product
+afterwards.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmrnn.rollouts.common import Array, at, check_gradient, is_zero, put, sum_outer_t, transposed
+from nmrnn.models.common import (
+    Array,
+    Model,
+    at,
+    batch_major,
+    check_gradient,
+    check_gradient_setting,
+    check_size,
+    gradient_field,
+    initial_state,
+    is_zero,
+    normal,
+    put,
+    sum_outer_t,
+    time_major,
+    transposed,
+)
+
+LSTM_GATES = ("i", "f", "g", "o")
+
+
+class LSTM(nn.Module):
+    """Standard LSTM without peepholes; readout y = C h (no bias).
+
+    i, f, o = σ(Wx_· u + Wh_· h + b_·), g = tanh(Wx_g u + Wh_g h + b_g),
+    c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c').
+    """
+
+    N: int
+    O: int
+    init_scheme: str = "default"
+    gradient: str = gradient_field()
+
+    PARAM_GROUPS = {"inputs": tuple(f"Wx_{g}" for g in LSTM_GATES)}
+
+    def __post_init__(self):
+        for name in ("N", "O"):
+            check_size("LSTM", name, getattr(self, name))
+        check_gradient_setting("LSTM", self.gradient)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> dict[str, Array]:
+        """Run a batch of trials.
+
+        inputs: (batch, time, U), batch-major (trials first, not time-major) → dict with
+        y (batch, time, O), h and c (batch, time, N).
+        """
+        N, O = self.N, self.O
+        U = inputs.shape[-1]
+        Wx = {g: self.param(f"Wx_{g}", normal(1.0 / jnp.sqrt(U)), (N, U)) for g in LSTM_GATES}
+        Wh = {g: self.param(f"Wh_{g}", normal(1.0 / jnp.sqrt(N)), (N, N)) for g in LSTM_GATES}
+        b = {g: self.param(f"b_{g}", normal(1.0 / jnp.sqrt(N)), (N,)) for g in LSTM_GATES}
+        C = self.param("C", normal(1.0 / jnp.sqrt(N)), (O, N))
+        random = self.init_scheme == "eft"
+        h0 = initial_state(self, "h0", N, random=random)
+        c0 = initial_state(self, "c0", N, random=random)
+
+        # One stacked matrix per path keeps the time loop to a single product per step.
+        Wx_all = jnp.concatenate([Wx[g] for g in LSTM_GATES], axis=0)  # (4N, U)
+        Wh_all = jnp.concatenate([Wh[g] for g in LSTM_GATES], axis=0)  # (4N, N)
+        b_all = jnp.concatenate([b[g] for g in LSTM_GATES])
+        drive = time_major(inputs @ Wx_all.T + b_all)
+        # The time loop (:func:`rollout` below), with a hand-written reverse pass unless
+        # gradient="autodiff".
+        batch = inputs.shape[0]
+        hs, cs = rollout(
+            LSTMWeights(Wh_all),
+            jnp.broadcast_to(h0, (batch, N)),
+            jnp.broadcast_to(c0, (batch, N)),
+            drive,
+            gradient=self.gradient,
+        )
+        hs, cs = batch_major((hs, cs))
+        return {"y": hs @ C.T, "h": hs, "c": cs}
+
+
+MODELS = (Model("lstm", LSTM),)
+
+
+# ----------------------------------------------------------------------------- time loop
 
 
 class LSTMWeights(NamedTuple):

@@ -1,0 +1,225 @@
+"""What the models share: their registry entry (:class:`Model`), the initialisers, initial
+states, readout and setting checks of the flax modules, and the pieces of the time loops (the
+static constants of a recurrence, the choice of gradient, and the helpers that keep the CPU layout
+fast; see :mod:`nmrnn.models`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from nmrnn.lowrank import check_options
+
+Array = jax.Array
+
+# How a rollout is differentiated: its hand-written reverse pass (``jax.custom_vjp``, reverse mode
+# only) or JAX's autodiff of the plain ``lax.scan`` of the same equations (any mode; the reference
+# of the tests and the baseline of ``python -m nmrnn.bench --compare``).
+GRADIENTS = ("custom", "autodiff")
+
+# Contractions over at most this many terms (K gains, M units, O outputs) are fused sums of rows.
+SMALL_CONTRACTION = 16
+
+# ----------------------------------------------------------------------------- registry entry
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model kind of the registry (:data:`nmrnn.models.MODELS`): the name a config gives as
+    ``model:``, its flax module class, and the settings the kind fixes itself (``fixed``; e.g.
+    the linear symmetric NM-RNN is the NM-RNN with ``linear=True``)."""
+
+    name: str
+    module: type[nn.Module]
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def settings(self) -> frozenset[str]:
+        """The settings a config may give: the module's fields, less flax's own (``parent``,
+        ``name``), ``gradient`` (how the time loop is differentiated, not a setting: it does not
+        show in a run's fingerprint) and those the kind fixes."""
+        hidden = {"parent", "name", "gradient", *self.fixed}
+        return frozenset(f.name for f in dataclasses.fields(self.module) if f.name not in hidden)
+
+    def build(self, **settings: Any) -> nn.Module:
+        """The flax module with these settings (and the fixed ones)."""
+        return self.module(**settings, **self.fixed)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def normal(scale: float):
+    """Initialiser drawing N(0, scale²) entries."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return scale * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def initial_state(module: nn.Module, name: str, size: int, random: bool) -> Array:
+    """Fixed initial state: 0.1·1, or N(0, I/size) drawn once per run (EFT)."""
+    if random:
+        var = module.variable(
+            "constants",
+            name,
+            lambda: jax.random.normal(module.make_rng("params"), (size,)) / jnp.sqrt(size),
+        )
+    else:
+        var = module.variable("constants", name, lambda: jnp.full((size,), 0.1, jnp.float32))
+    return var.value
+
+
+def readout(module: nn.Module, N: int, O: int) -> tuple[Array, Array]:
+    """Readout y = C x + d with C, d ~ N(0, 1/N); d is zero (not a parameter) without a bias."""
+    C = module.param("C", normal(1.0 / jnp.sqrt(N)), (O, N))
+    if module.readout_bias:
+        return C, module.param("d", normal(1.0 / jnp.sqrt(N)), (O,))
+    return C, jnp.zeros((O,), jnp.float32)
+
+
+def check_size(owner: str, name: str, value: Any) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def check_time_constant(owner: str, name: str, value: Any) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a positive number (in steps)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        positive = not isinstance(value, bool) and float(value) > 0
+    except (TypeError, ValueError):
+        positive = False
+    if not positive:
+        raise ValueError(f"{owner}: {name} must be a positive number of steps, got {value!r}")
+
+
+def check_low_rank_options(owner: str, normalisation: str, qr_sign: str) -> None:
+    try:
+        check_options(normalisation, qr_sign)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
+
+
+def check_rank(owner: str, N: int, K: int) -> None:
+    if K > N:
+        raise ValueError(f"{owner}: K={K} exceeds N={N}: a rank-K recurrence needs K <= N")
+
+
+def gradient_field() -> Any:
+    """The ``gradient`` attribute: how the time loop is differentiated, ``"custom"`` (the
+    hand-written reverse pass) or ``"autodiff"`` (JAX's autodiff of a plain ``lax.scan``, the
+    baseline of ``python -m nmrnn.bench --compare``). An implementation choice, not a setting of
+    the model: left out of the repr (and so of a run's fingerprint) and of the settings that
+    :func:`nmrnn.architectures.build_model` accepts."""
+    return dataclasses.field(default="custom", repr=False)
+
+
+def check_gradient_setting(owner: str, gradient: Any) -> None:
+    try:
+        check_gradient(gradient)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
+
+
+def time_major(a: Array) -> Array:
+    return jnp.swapaxes(a, 0, 1)
+
+
+def batch_major(tree):
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), tree)
+
+
+# ----------------------------------------------------------------------------- time loops
+
+
+def check_gradient(gradient: str) -> str:
+    """``gradient`` if it is one of :data:`GRADIENTS`, else a ValueError naming the choices."""
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}; choose one of {GRADIENTS}")
+    return gradient
+
+
+class Recurrence(NamedTuple):
+    """The static constants of the recurrence (hashable: they select a compiled program).
+
+    gain: g multiplying the recurrent product. ax, az: 1/τx, 1/τz. linear: φ(x) = x in the x
+    update (the NM-RNN's feedback path always uses tanh).
+    """
+
+    gain: float
+    ax: float
+    az: float = 0.0
+    linear: bool = False
+
+
+def phi(x: Array, linear: bool) -> Array:
+    return x if linear else jnp.tanh(x)
+
+
+def at(a: Array | None, t) -> Array | None:
+    """Step ``t`` of a time-major array (None stays None)."""
+    return None if a is None else jax.lax.dynamic_index_in_dim(a, t, 0, keepdims=False)
+
+
+def put(buffer: Array, value: Array, t) -> Array:
+    """``buffer`` with step ``t`` set to ``value``."""
+    return jax.lax.dynamic_update_index_in_dim(buffer, value, t, 0)
+
+
+def small_matmul(a: Array, w: Array) -> Array:
+    """a (B, J) @ w (J, P). For J ≤ SMALL_CONTRACTION as a sum of J scaled rows of w: XLA fuses
+    it into the surrounding elementwise update, where a matrix-product call per step would cost
+    more than its arithmetic."""
+    J = w.shape[0]
+    if J > SMALL_CONTRACTION:
+        return a @ w
+    out = a[:, 0:1] * w[0]
+    for j in range(1, J):
+        out = out + a[:, j : j + 1] * w[j]
+    return out
+
+
+def state_adjoint(carried: Array, gys: Array | None, gxs: Array | None, C: Array, t) -> Array:
+    """λ_t, the adjoint of the state x_t in a reverse pass: what flows back from step t + 1
+    (``carried``) plus what the output y_t = C x_t + d and the returned state x_t receive at t
+    (``gys``, ``gxs``: None when their cotangent is zero)."""
+    lam_x = carried
+    if gys is not None:
+        lam_x = lam_x + small_matmul(at(gys, t), C)
+    if gxs is not None:
+        lam_x = lam_x + at(gxs, t)
+    return lam_x
+
+
+def transposed(*matrices):
+    """Transposes computed once, outside a loop. Without the barrier XLA folds a transpose into
+    the product that uses it and, under ``vmap``, re-transposes the weight at every step."""
+    return jax.lax.optimization_barrier(tuple(None if w is None else w.T for w in matrices))
+
+
+def sum_outer_t(narrow: Array, wide: Array) -> Array:
+    """Σ over (time, batch) of narrowᵀ wide: narrow (T, B, Q), wide (T, B, P) → (Q, P).
+
+    One matrix product with only the narrow operand transposed: a transposed copy of a
+    (T·B, N) trajectory costs more than the product itself on CPU. The barrier keeps XLA from
+    folding the transpose into the product (which would transpose the wide operand instead).
+    """
+    narrow = narrow.reshape(-1, narrow.shape[-1])
+    wide = wide.reshape(-1, wide.shape[-1])
+    return jax.lax.optimization_barrier(narrow.T) @ wide
+
+
+def is_zero(ct) -> bool:
+    """Whether a cotangent is absent or a symbolic zero (an output nothing depends on)."""
+    return ct is None or isinstance(ct, SymbolicZero)
