@@ -1,0 +1,212 @@
+"""The outside check (nmrnn.outside): a folder in the exported layout, written here from this
+project's own networks under the authors' parameter names, must be read back, pass the forward
+check and score exactly what this project's evaluation gives; bad folders are refused with one
+line naming the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from nmrnn import config as cfg
+from nmrnn import experiments as ex
+from nmrnn import outside
+from nmrnn.architectures import build_model
+from nmrnn.configfile import read_yaml
+from nmrnn.evaluation import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config.yaml"
+OVERLAY = ROOT / "profiles" / "authors" / "authors.yaml"
+
+
+@pytest.fixture(scope="module")
+def base():
+    return cfg.load(CONFIG, read_yaml(OVERLAY))
+
+
+def _own_network(base, experiment, arch, seed=3):
+    """This project's initial network of one architecture under the authors' settings (its
+    variables, its model, and the experiments with no selection, as the outside check uses)."""
+    experiments = cfg.scaled_experiments(base)
+    settings = ex.model_settings(experiments, experiment, arch)
+    model = build_model(settings)
+    U, _ = ex.task_dimensions(experiments[experiments[experiment].get("pretrained", experiment)])
+    if experiment == "multitask_transfer":
+        U += 1
+    variables = model.init(jax.random.key(seed), jnp.zeros((1, 2, U)))
+    variables = jax.tree_util.tree_map(np.asarray, dict(variables))
+    return model, variables, U
+
+
+def _write_run(folder, name, manifest, model, variables, inputs, checkpoints=("final",),
+               readout_rows=None):  # fmt: skip
+    """One run in the exported layout; 'their' outputs are this project's model's outputs."""
+    run = folder / name
+    run.mkdir(parents=True)
+    params, initial = outside.from_variables(manifest["authors_model"], variables)
+    y = np.asarray(model.apply(variables, jnp.asarray(inputs))["y"])
+    if readout_rows is not None:  # their MWG LR-RNN: three readout channels, row 0 is ours
+        params["readout_weights"] = np.concatenate([params["readout_weights"]] * 3)
+        params["readout_bias"] = np.concatenate([params["readout_bias"]] * 3)
+        y = np.concatenate([y] * 3, axis=-1)
+        manifest = {**manifest, "readout_rows": readout_rows}
+    np.savez(run / "initial_state.npz", **initial)
+    np.save(run / "check_inputs.npy", np.asarray(inputs, np.float32))
+    for ck in checkpoints:
+        (run / ck).mkdir()
+        np.savez(run / ck / "params.npz", **params)
+        np.save(run / ck / "check_outputs.npy", y)
+    full = {"authors_commit": "test", "changes": ["none"], "checkpoints": list(checkpoints),
+            **manifest}  # fmt: skip
+    (run / "manifest.json").write_text(json.dumps(full))
+    return run
+
+
+def _expected(base, experiment, arch, variables, reference=None):
+    experiments = cfg.scaled_experiments(base)
+    for name in {experiment, experiments[experiment].get("pretrained", experiment)}:
+        experiments[name].pop("select_best", None)
+    data = ex.make_task_data(base["experiments"][experiment], experiment, 0)
+    return evaluate(experiments, experiment, arch, 0, variables, data, reference)
+
+
+def test_eft_nmrnn_and_lstm_score_as_the_project(base, tmp_path):
+    folder = tmp_path / "runs"
+    inputs = np.asarray(jax.random.randint(jax.random.key(1), (4, 26, 1), -10, 11), np.float32)
+    own = {}
+    for arch, model_name in (("nmrnn_5_13_12", "eft_nmrnn"), ("lstm", "eft_lstm")):
+        model, variables, _ = _own_network(base, "eft", arch)
+        own[arch] = variables
+        man = {"claim": "4", "experiment": "eft", "arch": arch, "authors_model": model_name,
+               "key": 7}  # fmt: skip
+        _write_run(folder, f"eft_{arch}", man, model, variables, inputs, ("final", "selected"))
+    table = outside.outside_table(folder, CONFIG, OVERLAY, references={})
+    assert len(table) == 4 and set(table["checkpoint"]) == {"final", "selected"}
+    assert (table["forward_max_diff"] == 0).all()
+    for arch, variables in own.items():
+        expected = _expected(base, "eft", arch, variables)["mse"].iloc[0]
+        got = table[table["arch"] == arch]["value"].to_numpy()
+        np.testing.assert_array_equal(got, [expected, expected])
+
+
+def test_mwg_lrrnn_three_channels_scored_on_channel_0(base, tmp_path):
+    model, variables, _ = _own_network(base, "mwg", "lrrnn")
+    assert variables["params"]["L"].shape[0] == 106  # the authors profile's matched N ...
+    from nmrnn.tasks.mwg import test_set
+
+    inputs = np.asarray(test_set().inputs)
+    man = {"claim": "1", "experiment": "mwg", "arch": "lrrnn", "authors_model": "lrrnn_qr_inv_n",
+           "key": 13}  # fmt: skip
+    _write_run(tmp_path, "mwg_lrrnn", man, model, variables, inputs, ("selected",), [0])
+    table = outside.outside_table(tmp_path, CONFIG, OVERLAY, references={})
+    frame = _expected(base, "mwg", "lrrnn", variables)  # ... sized from the parameters: 106
+    for group in ("shorter", "trained", "longer"):
+        value = table[table["metric"] == f"mse_{group}"]["value"].item()
+        assert value == frame[frame["group"] == group]["mse"].mean()
+
+
+def test_multitask_transfer_both_test_sets(base, tmp_path):
+    model, variables, U = _own_network(base, "multitask_transfer", "nmrnn")
+    assert U == 7 and model.x_inputs == 3 and model.qr_sign == "householder"
+    inputs = np.asarray(jax.random.normal(jax.random.key(2), (3, 100, U)), np.float32)
+    man = {"claim": "3", "experiment": "multitask_transfer", "arch": "nmrnn",
+           "authors_model": "context_nmrnn", "key": 13}  # fmt: skip
+    _write_run(tmp_path, "mt", man, model, variables, inputs, ("selected",))
+    table = outside.outside_table(tmp_path, CONFIG, OVERLAY, references={})
+    reference = str(CONFIG.parent / base["reference_testset"])
+    have_ref = (Path(reference) / "test_inputs.npy").is_file()
+    frame = _expected(
+        base, "multitask_transfer", "nmrnn", variables, reference if have_ref else None
+    )
+    assert set(table["testset"]) == set(frame["testset"])
+    for _, row in frame.iterrows():
+        got = table[(table["testset"] == row["testset"]) & (table["task"] == row["task"])]
+        got = got.set_index("metric")["value"]
+        assert got["percent_correct_atan2"] == row["percent_correct"]
+        assert got["percent_correct_arctan"] == row["percent_correct_arctan"]
+
+
+def test_placement_among_project_seeds(base, tmp_path):
+    model, variables, _ = _own_network(base, "eft", "lstm")
+    inputs = np.zeros((2, 26, 1), np.float32)
+    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
+    _write_run(tmp_path / "runs", "r", man, model, variables, inputs, ("final",))
+    value = _expected(base, "eft", "lstm", variables)["mse"].iloc[0]
+    refs = tmp_path / "authors"
+    refs.mkdir()
+    seeds = [value * 0.5, value * 0.9, value * 2.0, value * 3.0]
+    frame = pd.DataFrame({"experiment": "eft", "arch": "lstm", "seed": range(4),
+                          "checkpoint": "final", "mse": seeds, "n_parameters": 490})  # fmt: skip
+    frame.to_csv(refs / "eft.csv", index=False)
+    table = outside.outside_table(tmp_path / "runs", CONFIG, OVERLAY, references={"authors": refs})
+    row = table.iloc[0]
+    assert row["authors_n"] == 4 and row["authors_below"] == 2 and row["authors_place"] == "inside"
+    assert row["authors_median"] == pytest.approx(np.median(seeds))
+    assert outside.placement(value * 0.1, np.array(seeds))["place"] == "below"
+    assert outside.placement(value * 9, np.array(seeds))["place"] == "above"
+
+
+def test_missing_files_named(base, tmp_path, capsys):
+    model, variables, _ = _own_network(base, "eft", "lstm")
+    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
+    run = _write_run(tmp_path, "r", man, model, variables, np.zeros((1, 26, 1)), ("final",))
+    (run / "final" / "check_outputs.npy").unlink()
+    with pytest.raises(outside.OutsideError, match=r"outside run .*r: missing final/check_outputs"):
+        outside.run_folders(tmp_path)
+    assert outside.main([str(tmp_path), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing final/check_outputs.npy" in err
+    assert not (tmp_path / "o.csv").exists()
+    (run / "manifest.json").unlink()
+    with pytest.raises(outside.OutsideError, match="missing manifest.json"):
+        outside.run_folders(tmp_path)
+
+
+def test_forward_mismatch_refused(base, tmp_path):
+    model, variables, _ = _own_network(base, "eft", "nmrnn_5_13_12")
+    man = {"claim": "4", "experiment": "eft", "arch": "nmrnn_5_13_12", "authors_model": "eft_nmrnn",
+           "key": 0}  # fmt: skip
+    inputs = np.ones((2, 26, 1), np.float32)
+    run = _write_run(tmp_path, "bad", man, model, variables, inputs, ("final",))
+    y = np.load(run / "final" / "check_outputs.npy")
+    np.save(run / "final" / "check_outputs.npy", y + 1e-3)
+    with pytest.raises(outside.OutsideError, match=r"differs .* for bad/final"):
+        outside.outside_table(tmp_path, CONFIG, OVERLAY, references={})
+
+
+def test_unknown_parameter_named(base, tmp_path):
+    model, variables, _ = _own_network(base, "eft", "lstm")
+    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
+    run = _write_run(tmp_path, "r", man, model, variables, np.zeros((1, 26, 1)), ("final",))
+    params = dict(np.load(run / "final" / "params.npz"))
+    params["weights_xx"] = params.pop("weights_iu")
+    np.savez(run / "final" / "params.npz", **params)
+    with pytest.raises(
+        outside.OutsideError, match=r"missing \['weights_iu'\], unexpected \['weights_xx'\]"
+    ):
+        outside.outside_table(tmp_path, CONFIG, OVERLAY, references={})
+
+
+def test_docs_table_is_generated_from_the_csv(tmp_path):
+    """docs/outside.md holds exactly the table that figures/outside.csv gives (so the numbers
+    cannot drift); update_docs rewrites only the block between the markers."""
+    csv, page = ROOT / "figures" / "outside.csv", ROOT / "docs" / "outside.md"
+    if not csv.is_file() or not page.is_file():
+        pytest.skip("figures/outside.csv or docs/outside.md not present")
+    table = pd.read_csv(csv)
+    assert outside.docs_block(page.read_text(), page) == outside.markdown_table(table)
+    copy = tmp_path / "page.md"
+    copy.write_text(f"intro\n{outside.DOCS_START}\nold\n{outside.DOCS_END}\nafter\n")
+    outside.update_docs(copy, table.head(2))
+    text = copy.read_text()
+    assert text.startswith("intro\n") and text.endswith("\nafter\n")
+    assert outside.docs_block(text) == outside.markdown_table(table.head(2))
+    with pytest.raises(outside.OutsideError, match="no outside-table markers"):
+        outside.docs_block("no markers here", "x.md")
