@@ -78,13 +78,25 @@ def test_optional_columns_appear_when_present(copy):
 
 
 def test_outside_checks_fill_their_column(copy):
-    summary = doctables.summary(copy, None)
-    pd.DataFrame({"claim": ["1-shorter"], "holds": [True]}).to_csv(
-        copy / "figures/outside.csv", index=False
-    )
-    with_outside = doctables.summary(copy, None)
-    row = next(line for line in with_outside.splitlines() if line.startswith("| 1-shorter "))
-    assert row.endswith("| yes |") and with_outside != summary
+    assert "| 1-shorter " in doctables.summary(copy, None)
+    rows = [  # two NM-RNN keys and one LR-RNN key of the authors' own code, and an EFT run
+        ("1", "nmrnn", 13, "final", "mse_shorter", "generated", "", 0.001),
+        ("1", "nmrnn", 1, "final", "mse_shorter", "generated", "", 0.003),
+        ("1", "lrrnn", 13, "final", "mse_shorter", "generated", "", 0.01),
+        ("1", "lrrnn", 13, "final", "mse_longer", "generated", "", 0.5),
+        ("4", "lstm", 0, "final", "mse", "generated", "", 2.0),
+    ]
+    columns = ["claim", "arch", "key", "checkpoint", "metric", "testset", "task", "value"]
+    pd.DataFrame(rows, columns=columns).to_csv(copy / "figures/outside.csv", index=False)
+    lines = doctables.summary(copy, None).splitlines()
+
+    def cell(claim):
+        return next(line for line in lines if line.startswith(f"| {claim} ")).split(" | ")[-1]
+
+    assert cell("1-shorter") == "final: 0.002 vs 0.01 (2 / 1 keys) |"
+    assert cell("1-longer") == "not run |"  # no NM-RNN run on that metric
+    assert cell("4-lstm") == "not run |"
+    assert cell("2-vanilla") == "not run |"
 
 
 @pytest.mark.parametrize(
