@@ -9,16 +9,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# config.yaml is read here (Snakemake reads --configfile files itself, before this file): a broken
-# or empty config.yaml is reported in one line naming the file and the line.
-import sys
+# config.yaml and every --configfile are read here with the project's strict reader before
+# anything else (profiles/default did so already, before Snakemake read them with YTE: see
+# docs/safety.md); a broken, empty or code-holding file is reported in one line naming it.
+from nmrnn.overlays import refuse_unsafe_files
 
-from nmrnn.config import ConfigError, read_yaml
-
-try:
-    read_yaml("config.yaml")
-except ConfigError as error:
-    sys.exit(f"Config error: {error}")
+refuse_unsafe_files(["config.yaml", *workflow.overwrite_configfiles])
 
 
 configfile: "config.yaml"

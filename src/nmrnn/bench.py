@@ -410,6 +410,28 @@ def side_by_side(
 # ----------------------------------------------------------------------------- command line
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _seed_counts(text: str) -> list[int]:
+    """An argparse type: comma-separated seed counts, each >= 1 (e.g. 1,5)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give seed counts such as 1,5")
+    try:
+        return [_positive_int(p) for p in parts]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"seed count {error}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nmrnn.bench", description=__doc__.split("\n")[0]
@@ -424,20 +446,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="EXPERIMENT:ARCH",
         help="restrict to these rows (repeatable; 'mwg' or 'mwg:*' for all archs)",
     )
-    parser.add_argument("--seeds", default="1,5", help="seed counts per program, e.g. 1,5")
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed chunk")
-    parser.add_argument("--chunks", type=int, default=3, help="timed chunks (after one warm-up)")
+    parser.add_argument(
+        "--seeds", type=_seed_counts, default="1,5", help="seed counts per program, e.g. 1,5"
+    )
+    parser.add_argument("--steps", type=_positive_int, default=20, help="steps per timed chunk")
+    parser.add_argument(
+        "--chunks", type=_positive_int, default=3, help="timed chunks (after one warm-up)"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_positive_int,
         default=1,
         help="CPU threads per program, as a pipeline training job with that many threads gets "
         "(XLA's CPU pools sized to it; 1 is the pipeline's default)",
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=_positive_int,
         default=1,
         help="time this many programs side by side (separate processes, each row started "
         "together), as `snakemake --cores N` runs N one-thread training jobs; the projection "
@@ -450,11 +476,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the training step with either gradient",
     )
     args = parser.parse_args(argv)
+    try:
+        config = config_io.load(args.config)
+    except config_io.ConfigError as error:
+        parser.error(f"--config: {error}")
     limit_cpu_threads(args.threads)
-
-    config = config_io.load(args.config)
     experiments = config["experiments"]
-    seed_counts = [int(s) for s in args.seeds.split(",") if s]
+    seed_counts = args.seeds
     rows = _select(paper_rows(experiments), args.only)
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 

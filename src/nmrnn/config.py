@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from nmrnn.configfile import read_yaml  # noqa: F401 - part of this module's interface
 from nmrnn.errors import ConfigError
-from nmrnn.experiments import check_experiment
+from nmrnn.experiments import check_experiment, check_memory
 from nmrnn.tasks import TASKS, get_task
 
 # The schema ships with the package (workflow/schemas/config.schema.yaml links to it).
@@ -38,7 +40,22 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+# A number YAML 1.1 reads as text: an exponent without a dot ('1e-2'), which YAML 1.2 and
+# Python read as a number; Snakemake (and PyYAML) read config files as YAML 1.1.
+_EXPONENT_WITHOUT_DOT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
+    if (
+        error.validator == "type"
+        and isinstance(error.instance, str)
+        and _EXPONENT_WITHOUT_DOT.fullmatch(error.instance.strip())
+    ):
+        mantissa, exponent = re.split("[eE]", error.instance.strip())
+        return (
+            f"{_key(error.absolute_path)}: {error.instance!r} is read as text by YAML (a number "
+            f"in exponent form needs a dot); write {mantissa}.0e{exponent}"
+        )
     if error.validator == "pattern" and "propertyNames" in error.schema_path:
         return (
             f"{_key(error.absolute_path)}: name {error.instance!r} may hold only letters, digits "
@@ -69,6 +86,7 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
     # The task names come from the registry (nmrnn.tasks.TASKS), not from the schema file.
     schema["$defs"]["experiment"]["properties"]["task"]["enum"] = list(TASKS)
     config = _without_removed(copy.deepcopy(dict(config)))
+    _check_finite(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
     if errors:
@@ -79,6 +97,19 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
         raise ConfigError(_describe(names[0] if names else deepest))
     _check_semantics(config)
     return config
+
+
+def _check_finite(node: Any, path: tuple = ()) -> None:
+    """Every number of the config is finite: JSON Schema's bounds let NaN through (every
+    comparison with NaN is false) and infinity through an upper-bound-free ``minimum``."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _check_finite(value, (*path, key))
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            _check_finite(value, (*path, i))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{_key(path)}: {node} is not a finite number; write a finite value")
 
 
 def _without_removed(config: dict) -> dict:
@@ -99,6 +130,7 @@ def _check_semantics(config: dict) -> None:
     folders = {key: config[key] for key in ("results_dir", "figures_dir")}
     folders["protocols.output_dir"] = config.get("protocols", {}).get("output_dir", "figures")
     for key, folder in folders.items():
+        _check_written_out(key, str(folder))
         folder = str(folder).strip()
         if folder.rstrip("/") in ("", ".") or Path(folder).resolve() == Path("/").resolve():
             raise ConfigError(
@@ -120,7 +152,25 @@ def _check_semantics(config: dict) -> None:
         get_task(exp["task"]).check(exps, name)  # pretrained, select_best, data, ...
     for name in exps:
         check_experiment(exps, name)
+        check_memory(exps, name, config["seeds_per_job"])
     _check_protocols(config)
+
+
+# Characters a shell would expand or read otherwise (home, variables, globs, braces, command
+# substitution) or that Snakemake reads as wildcards, and a leading '-' (an option to rm, ls).
+_SHELL_SPECIAL = set("~$`*?[]{}!;&|<>\\\"'") | {chr(c) for c in range(32)}
+
+
+def _check_written_out(key: str, folder: str) -> None:
+    """A folder the pipeline writes is a path written out: Snakemake takes it literally (a
+    folder named '~' inside the project), while a later ``rm -rf ~`` in a shell would not."""
+    bad = sorted({c for c in folder if c in _SHELL_SPECIAL})
+    if folder.startswith("~") or folder.startswith("-") or bad:
+        shown = ", ".join(repr(c) for c in bad) or repr(folder[0])
+        raise ConfigError(
+            f"{key}: {folder!r} holds {shown}, which a shell would expand or read otherwise "
+            f"(the pipeline would not); write the path out, e.g. 'results' or '/home/me/results'"
+        )
 
 
 def _check_protocols(config: dict) -> None:
@@ -165,28 +215,6 @@ def scaled_experiments(config: Mapping[str, Any]) -> dict:
                 {**st, "steps": max(1, math.ceil(st["steps"] * scale))} for st in spec["stages"]
             ]
     return exps
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A YAML config file as a dict; a missing, unparsable, empty or non-mapping file is a
-    ConfigError naming the file."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise ConfigError(f"config file {path}: not valid YAML{at} ({problem})") from None
-    if config is None:
-        raise ConfigError(f"config file {path}: empty (expected a mapping such as 'experiments:')")
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"config file {path}: expected a mapping of keys, got a {type(config).__name__}"
-        )
-    return config
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
@@ -240,4 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run as a script this file is a second module (__main__) with its own ConfigError class;
+    # the package's module raises the one every other module imports, so its main is used.
+    from nmrnn.config import main as _package_main
+
+    raise SystemExit(_package_main())

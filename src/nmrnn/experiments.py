@@ -12,6 +12,7 @@ notebook can run the same experiment as the pipeline::
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -330,3 +331,69 @@ def n_trainable(experiments: Mapping[str, Any], experiment: str, arch: str) -> i
     shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, U)))["params"]
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     return training.count_trainable(model, params, stages(exp, arch)[-1].trainable)
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def largest_trial_steps(exp: Mapping[str, Any]) -> int:
+    """Trials x time steps of an experiment's largest set of trials (from the shapes of its task
+    data, not the data)."""
+    shapes = jax.eval_shape(
+        lambda key: get_task(exp["task"]).make_data(exp, key), jax.random.key(0)
+    )
+    return max(int(np.prod(split.inputs.shape[:2])) for split in shapes.values())
+
+
+def memory_estimate(
+    experiments: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    seeds_per_job: int,
+    trial_steps: int | None = None,
+) -> int:
+    """Bytes one job of ``seeds_per_job`` seeds of an architecture needs, roughly: per seed, 8
+    float32 copies of its parameters (the parameters, gradients, Adam's two moments, the update
+    and the new parameters on the device; the two host copies a checkpoint is written from) and
+    4 float32 numbers per unit, time step and trial of its largest set of trials (the states kept
+    for the backward pass and their gradients; evaluation runs a whole test set at once).
+    ``trial_steps``: :func:`largest_trial_steps` of the experiment, if known."""
+    exp = experiments[experiment]
+    source = exp.get("pretrained", experiment)
+    if trial_steps is None:
+        trial_steps = largest_trial_steps(exp)
+    width = int(model_settings(experiments, experiment, arch)["N"])
+    if experiments[source]["archs"][arch]["model"] == "lstm":
+        width *= 2  # a hidden and a cell state
+    per_seed = 8 * n_parameters(experiments, experiment, arch) + 4 * trial_steps * width
+    return 4 * per_seed * seeds_per_job
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(experiments: Mapping[str, Any], experiment: str, seeds_per_job: int) -> None:
+    """Refuse, naming the size setting and the estimate (:func:`memory_estimate`), an
+    architecture whose job would need more memory than this machine has: XLA would otherwise
+    abort deep in the job (or the machine swap)."""
+    available = machine_memory()
+    if not available:
+        return
+    exp = experiments[experiment]
+    source = exp.get("pretrained", experiment)
+    trial_steps = largest_trial_steps(exp)
+    for arch in exp["archs"]:
+        need = memory_estimate(experiments, experiment, arch, seeds_per_job, trial_steps)
+        if need > available:
+            n = model_settings(experiments, experiment, arch)["N"]
+            raise ConfigError(
+                f"experiments.{source}.archs.{arch}.settings.N: N = {n} needs about "
+                f"{need / 1e9:.1f} GB per training job ({seeds_per_job} seeds, seeds_per_job) "
+                f"but this machine has {available / 1e9:.1f} GB of memory; choose a smaller N "
+                f"(or fewer seeds_per_job)"
+            )

@@ -268,7 +268,28 @@ def read_csv_checked(
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (nothing is written if it cannot be serialised)."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json_text(obj, indent=2) + "\n")
+
+
+def json_text(obj: Any, **dumps) -> str:
+    """``obj`` as valid JSON text (keys sorted; ``dumps``: more json.dumps keywords): a NaN or
+    infinite number becomes null, as JSON has no such numbers (Python's json would write the
+    non-JSON words NaN and Infinity)."""
+    return json.dumps(_finite_or_none(obj), sort_keys=True, allow_nan=False, **dumps)
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, np.ndarray | np.generic):
+        return _finite_or_none(obj.tolist())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    return _json_default(obj)
 
 
 def _json_default(obj):

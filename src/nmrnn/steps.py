@@ -18,6 +18,7 @@ import numpy as np
 
 from nmrnn.io import (
     environment_info,
+    json_text,
     load_task_data,
     load_tree,
     read_csv_checked,
@@ -97,7 +98,7 @@ def train_block(
         "variables": result.variables,
         "losses": result.losses,
         "seeds": np.asarray(seeds),
-        "meta": np.asarray(json.dumps(meta)),
+        "meta": np.asarray(json_text(meta)),
     }
     if result.best_variables is not None:
         block.update(

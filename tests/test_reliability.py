@@ -1,0 +1,265 @@
+"""Issue 28 (reliability, second pass): no code from a config file, no non-finite number past
+start-up, files that know whose they are, every entry point's errors in one line. Each test
+names the case it guards; every one failed on the code before its fix."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nmrnn.config import ConfigError, read_yaml, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def mwg_only(**top) -> dict:
+    return {"experiments": {"mwg": json.loads(json.dumps(PAPER["experiments"]["mwg"]))}, **top}
+
+
+def the_error(config) -> str:
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------ case 1: YTE in an overlay
+
+
+EVIL = """__use_yte__: true
+step_scale: ?open({marker!r}, "w").write("x") and 0.5
+"""
+
+
+def test_case1_read_yaml_refuses_yte(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = write(tmp_path / "evil.yaml", EVIL.format(marker=str(marker)))
+    with pytest.raises(ConfigError, match="__use_yte__"):
+        read_yaml(evil)
+    assert not marker.exists()
+
+
+def test_case1_yte_key_spelt_with_escapes_is_refused(tmp_path):
+    # "\x5f_use_yte__" is the same key after YAML unescapes it; a text search would miss it.
+    evil = write(tmp_path / "evil.yaml", '"\\x5f_use_yte__": true\nstep_scale: 0.5\n')
+    with pytest.raises(ConfigError, match="__use_yte__"):
+        read_yaml(evil)
+
+
+@pytest.mark.parametrize("flag", ["--configfile", "--configfiles", "--configfile="])
+def test_case1_dry_run_never_runs_an_overlay(tmp_path, flag):
+    """`snakemake -n --configfile evil.yaml` stops before Snakemake reads the file with YTE."""
+    marker = tmp_path / "pwned"
+    evil = write(tmp_path / "evil.yaml", EVIL.format(marker=str(marker)))
+    given = [flag + str(evil)] if flag.endswith("=") else [flag, str(evil)]
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", *given],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert not marker.exists(), "the overlay's code ran"
+    assert run.returncode != 0
+    assert "__use_yte__" in run.stderr
+
+
+def test_case1_overlay_of_a_profile_is_checked_too(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = write(tmp_path / "evil.yaml", EVIL.format(marker=str(marker)))
+    profile = tmp_path / "prof"
+    profile.mkdir()
+    write(profile / "config.yaml", f"configfiles:\n  - {evil}\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--profile", str(profile)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert not marker.exists(), "the overlay's code ran"
+    assert run.returncode != 0 and "__use_yte__" in run.stderr
+
+
+# ------------------------------------------------------------------ case 2: NaN and infinity
+
+
+@pytest.mark.parametrize(
+    "update, key",
+    [
+        ({"step_scale": math.nan}, "step_scale"),
+        ({"step_scale": math.inf}, "step_scale"),
+    ],
+)
+def test_case2_top_level_non_finite(update, key):
+    message = the_error(mwg_only(**update))
+    assert key in message and "finite" in message
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("archs", "nmrnn", "settings", "tau_z"), math.inf),
+        (("archs", "nmrnn", "settings", "tau_x"), math.nan),
+        (("input_noise_std",), math.nan),
+        (("archs", "nmrnn", "stages", 0, "learning_rate"), math.nan),
+    ],
+)
+def test_case2_experiment_non_finite(path, value):
+    config = mwg_only()
+    node = config["experiments"]["mwg"]
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    message = the_error(config)
+    assert "finite" in message and str(path[-1]) in message
+
+
+def test_case2_json_written_is_valid(tmp_path):
+    from nmrnn.io import write_json
+
+    write_json(tmp_path / "a.json", {"x": float("nan"), "y": [np.float32("inf")], "z": 1.5})
+    text = (tmp_path / "a.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert loaded["z"] == 1.5 and loaded["x"] is None and loaded["y"] == [None]
+
+
+# ------------------------------------------------------------------ case 4: 1e-2 read as text
+
+
+def test_case4_exponent_without_dot_says_how_to_write_it():
+    config = mwg_only()
+    config["experiments"]["mwg"]["archs"]["nmrnn"]["stages"][0]["learning_rate"] = "1e-2"
+    message = the_error(config)
+    assert "1.0e-2" in message and "learning_rate" in message
+
+
+# ------------------------------------------------------------------ case 5: the checker's errors
+
+
+def run_checker(*files):
+    return subprocess.run(
+        [sys.executable, "-m", "nmrnn.config", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_case5_checker_error_raised_outside_config_is_one_line(tmp_path):
+    # No LR-RNN size up to the search's limit reaches this NM-RNN's parameter count: the error
+    # comes from nmrnn.architectures, which raises the package's ConfigError.
+    config = mwg_only()
+    config["experiments"]["mwg"]["archs"]["nmrnn"]["settings"]["N"] = 100_000
+    overlay = write(tmp_path / "c.yaml", yaml.safe_dump(config))
+    run = run_checker(overlay)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "experiments.mwg" in run.stderr
+
+
+# ------------------------------------------------------------------ case 7: duplicate keys
+
+
+def test_case7_duplicate_key_names_both_lines(tmp_path):
+    f = write(tmp_path / "d.yaml", "step_scale: 0.5\nseeds_per_job: 2\nstep_scale: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        read_yaml(f)
+    message = str(err.value)
+    assert "step_scale" in message and "line 1" in message and "line 3" in message
+
+
+def test_case7_nested_duplicate_key(tmp_path):
+    f = write(tmp_path / "d.yaml", "experiments:\n  mwg:\n    seeds: 2\n    seeds: 3\n")
+    with pytest.raises(ConfigError, match=r"seeds.*line 3.*line 4"):
+        read_yaml(f)
+
+
+# ------------------------------------------------------------------ case 8: shell-expanded paths
+
+
+@pytest.mark.parametrize("key", ["results_dir", "figures_dir"])
+@pytest.mark.parametrize("value", ["~", "~/results", "$HOME/results", "res*", "-rf", "a{b}"])
+def test_case8_paths_a_shell_would_expand(key, value):
+    message = the_error(mwg_only(**{key: value}))
+    assert key in message and "write" in message
+
+
+def test_case8_protocols_output_dir():
+    config = mwg_only(protocols={"output_dir": "~/figs"})
+    assert "protocols.output_dir" in the_error(config)
+
+
+# ------------------------------------------------------------------ case 10: the benchmark's CLI
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--seeds", "0"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "abc"], "--seeds"),
+        (["--seeds", ""], "--seeds"),
+        (["--chunks", "0"], "--chunks"),
+        (["--steps", "0"], "--steps"),
+        (["--threads", "0"], "--threads"),
+        (["--jobs", "0"], "--jobs"),
+        (["--config", "missing.yaml"], "--config"),
+    ],
+)
+def test_case10_bench_options_are_checked_by_the_parser(args, option, capsys):
+    from nmrnn import bench
+
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert option in last and "Traceback" not in err
+
+
+def test_case10_bench_config_error_is_one_line(tmp_path, capsys):
+    from nmrnn import bench
+
+    bad = write(tmp_path / "c.yaml", "step_scale: .nan\n")
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--config", str(bad)])
+    assert exit_.value.code == 2
+    assert "step_scale" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------ case 6: sizes that cannot fit
+
+
+def test_case6_a_model_too_large_for_the_machine_is_refused_at_start_up():
+    config = mwg_only()
+    config["experiments"]["mwg"]["archs"]["vanilla"]["settings"]["N"] = 100_000
+    message = the_error(config)
+    assert "experiments.mwg.archs.vanilla.settings.N" in message
+    assert "GB" in message and "memory" in message
+
+
+def test_case6_estimate_grows_with_seeds_per_job_and_the_paper_fits():
+    from nmrnn.experiments import memory_estimate
+
+    exps = validate(mwg_only())["experiments"]
+    one = memory_estimate(exps, "mwg", "vanilla", seeds_per_job=1)
+    five = memory_estimate(exps, "mwg", "vanilla", seeds_per_job=5)
+    assert 4 * one < five <= 5 * one
+    assert one < 1e9  # the paper's sizes: far below a gigabyte
