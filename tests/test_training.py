@@ -556,3 +556,40 @@ def test_progress_line_estimates_the_time_left_in_the_stage():
     assert "~1 h 40 min left" in _progress_line("", stage, 0, 600_000, losses, rate=100.0)
     assert "~<1 min left" in _progress_line("", stage, 9_990, 10_000, losses, rate=100.0)
     assert _progress_line("", stage, 10_000, 10_000, losses, rate=100.0).endswith("steps/s")
+
+
+# --------------------------------------------- issue 28, case 3: the cause of a non-finite loss
+
+
+def test_nan_in_the_data_is_named_before_training():
+    variables, data, keys = initial()
+    trials = data["trials"]
+    data = {**data, "trials": trials._replace(targets=trials.targets.at[1, 0, 0, 0].set(jnp.nan))}
+    with pytest.raises(ValueError, match=r"data.*targets.*not finite") as err:
+        run(ALL, data=data)
+    assert "learning" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_empty_data_is_named_before_training():
+    variables, data, keys = initial()
+    data = {**data, "trials": jax.tree.map(lambda a: a[:, :0], data["trials"])}
+    with pytest.raises(ValueError, match=r"data.*empty"):
+        run(ALL, data=data)
+
+
+def test_nan_in_the_initial_variables_is_named():
+    variables, data, keys = initial()
+    params = {**variables["params"], "L": variables["params"]["L"].at[0, 0, 0].set(jnp.inf)}
+    with pytest.raises(ValueError, match=r"params.*L.*not finite"):
+        run(ALL, variables={**variables, "params": params})
+
+
+def test_divergence_from_a_non_finite_batch_names_the_batch_not_the_learning_rate():
+    variables, data, keys = initial()
+    rows = [jax.random.key_data(jax.random.fold_in(keys[2], t)) for t in range(60, 90)]
+    data = {**data, "poison": data["poison"].at[2].set(jnp.stack(rows))}
+    with pytest.raises(TrainingDiverged) as err:
+        run(ALL, data=data)
+    message = str(err.value)
+    assert "at step 60" in message and "batch" in message and "inputs" in message
+    assert "lower learning_rate" not in message

@@ -514,6 +514,7 @@ def train(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    _check_finite_inputs(variables, data, selection)
     start = time.perf_counter()
     params, constants = jax.tree.map(jnp.copy, variables["params"]), variables["constants"]
     S = jax.tree.leaves(params)[0].shape[0]
@@ -669,10 +670,11 @@ def train(
                     kept = f"last good checkpoint (step {done}) kept in {checkpoint}"
                 else:
                     kept = "no checkpoint was written yet (it diverged in the first chunk)"
+                cause = _divergence_cause(batch_fn, data, data_keys, seed_i, done + step_i)
                 raise TrainingDiverged(
                     f"{tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
                     f"at step {done + step_i} (stage {stage.name}, learning rate "
-                    f"{stage.learning_rate:g}); {kept}. A lower learning_rate usually helps"
+                    f"{stage.learning_rate:g}); {kept}. {cause}"
                 )
             params, opt_state, best = new_params, new_opt, new_best
             losses = np.concatenate([losses, chunk_losses], axis=1)
@@ -732,6 +734,53 @@ def train(
         np.asarray(best["step"]),
         total_s,
     )
+
+
+def _not_finite(tree: Any, what: str) -> str | None:
+    """'<what><path>' of the first leaf of ``tree`` with a NaN or infinite entry (or empty, as
+    '... is empty'), or None when every leaf is finite and non-empty."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        array = np.asarray(jax.device_get(leaf))
+        name = f"{what}{jax.tree_util.keystr(path)}"
+        if array.ndim and array.size == 0:
+            return f"{name} is empty (shape {array.shape})"
+        if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
+            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            return f"{name} is not finite ({bad} of {array.size} entries NaN or infinite)"
+    return None
+
+
+def _check_finite_inputs(variables: Mapping[str, Any], data: Any, selection) -> None:
+    """Refuse, naming the array, initial variables or data that are not finite or are empty: the
+    loss would be NaN from the first step and the cause is not the learning rate."""
+    checks = [(variables.get("params"), "variables['params']"),
+              (variables.get("constants"), "variables['constants']"), (data, "data")]  # fmt: skip
+    if selection is not None:
+        checks.append((selection.batch, "selection.batch"))
+    for tree, what in checks:
+        problem = _not_finite(tree, what)
+        if problem:
+            raise ValueError(f"training input {problem}; nothing was trained")
+
+
+def _divergence_cause(batch_fn, data, data_keys, seed: int, step: int) -> str:
+    """What a non-finite loss of ``seed`` at ``step`` points to: the batch of that step (rebuilt
+    as the training step built it) if it is not finite (noise or data settings), the starting
+    point if it is the first step, else the learning rate."""
+    key = jax.random.fold_in(jnp.asarray(data_keys)[seed], step)
+    seed_data = None if data is None else jax.tree.map(lambda a: a[seed], data)
+    problem = _not_finite(batch_fn(seed_data, key), "batch")
+    if problem:
+        return (
+            f"The {problem.replace('batch.', 'batch ', 1)} (its data or noise settings, e.g. a "
+            f"NaN noise level), not a learning-rate problem"
+        )
+    if step == 0:
+        return (
+            "It was not finite at the first step, before any update: not the learning rate; "
+            "check the model's settings (time constants, sizes)"
+        )
+    return "A lower learning_rate usually helps"
 
 
 def init_seeds(model: nn.Module, init_keys: Array, example_inputs: Array) -> dict:
