@@ -232,18 +232,19 @@ def assert_rollouts_agree(arrays, call, names, used):
     assert_trees_close(fast_grads, plain_grads)
 
 
+# The arrays of the LR-RNN and vanilla loops besides their recurrent weights (shape, scale).
+LEAKY_ARRAYS = {
+    "B": ((N, U), 1.0),
+    "C": ((O, N), 0.4),
+    "d": ((O,), 0.1),
+    "x0": ((B, N), 0.3),
+    "inputs": ((T, B, U), 1.0),
+}
+
+
 @pytest.mark.parametrize("normalisation", ["qr", "inv_n"])
 def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
-    arrays = random_arrays(
-        20,
-        L=((N, K), 1.0),
-        right=((N, K), 0.7),
-        B=((N, U), 1.0),
-        C=((O, N), 0.4),
-        d=((O,), 0.1),
-        x0=((B, N), 0.3),
-        inputs=((T, B, U), 1.0),
-    )
+    arrays = random_arrays(20, L=((N, K), 1.0), right=((N, K), 0.7), **LEAKY_ARRAYS)
     gain = 1.0 if normalisation == "qr" else 1.0 / N
 
     def call(gradient, a):
@@ -258,15 +259,7 @@ def test_lrrnn_outputs_and_gradients_equal_plain_scan(normalisation):
 
 @pytest.mark.parametrize("used", ["y", "yx"])
 def test_vanilla_outputs_and_gradients_equal_plain_scan(used):
-    arrays = random_arrays(
-        30,
-        W=((N, N), 1.0),
-        B=((N, U), 1.0),
-        C=((O, N), 0.4),
-        d=((O,), 0.1),
-        x0=((B, N), 0.3),
-        inputs=((T, B, U), 1.0),
-    )
+    arrays = random_arrays(30, W=((N, N), 1.0), **LEAKY_ARRAYS)
 
     def call(gradient, a):
         weights = VanillaWeights(a["W"], a["B"], a["C"], a["d"])

@@ -55,46 +55,28 @@ class Figure:
     write_table: Callable | None = None
 
 
+def _figure(analyse, claims, plot, experiments, table, run_files, write_table=None) -> Figure:
+    """A figure from its package's three modules (``analyse``, ``claims``, ``plot``; the
+    package's name is the figure's) and where its data come from (see :class:`Figure`)."""
+    name = analyse.__name__.split(".")[-2]
+    fns = {"analyse": analyse.analyse, "claims": claims.claims, "plot": plot.plot}
+    return Figure(name, tuple(experiments), table, tuple(run_files), **fns, write_table=write_table)
+
+
 REGISTRY: dict[str, Figure] = {
     figure.name: figure
     for figure in (
-        Figure(
-            name="fig2",
-            experiments=(),
-            table="theory",
-            run_files=(),
-            analyse=fig2_analyse.analyse,
-            claims=fig2_claims.claims,
-            plot=fig2_plot.plot,
-            write_table=fig2_analyse.write_table,
+        _figure(fig2_analyse, fig2_claims, fig2_plot, (), "theory", (), fig2_analyse.write_table),
+        _figure(fig3_analyse, fig3_claims, fig3_plot, ["mwg"], "mwg", ["params"]),
+        _figure(
+            fig4_analyse,
+            fig4_claims,
+            fig4_plot,
+            ["multitask", "multitask_transfer"],
+            "multitask",
+            ["params"],
         ),
-        Figure(
-            name="fig3",
-            experiments=("mwg",),
-            table="mwg",
-            run_files=("params",),
-            analyse=fig3_analyse.analyse,
-            claims=fig3_claims.claims,
-            plot=fig3_plot.plot,
-        ),
-        Figure(
-            name="fig4",
-            experiments=("multitask", "multitask_transfer"),
-            table="multitask",
-            run_files=("params",),
-            analyse=fig4_analyse.analyse,
-            claims=fig4_claims.claims,
-            plot=fig4_plot.plot,
-        ),
-        Figure(
-            name="fig5",
-            experiments=("eft",),
-            table="eft",
-            run_files=("params", "losses", "meta"),
-            analyse=fig5_analyse.analyse,
-            claims=fig5_claims.claims,
-            plot=fig5_plot.plot,
-        ),
+        _figure(fig5_analyse, fig5_claims, fig5_plot, ["eft"], "eft", ["params", "losses", "meta"]),
     )
 }
 

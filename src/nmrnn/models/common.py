@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -132,6 +133,39 @@ def check_gradient_setting(owner: str, gradient: Any) -> None:
         raise ValueError(f"{owner}: {error}") from None
 
 
+def check_settings(module: nn.Module, owner: str | None = None) -> None:
+    """The checks of a model's settings at construction, for those of its fields it has: the
+    sizes N, M, K, O positive integers, K <= N, the time constants τx, τz positive, the low-rank
+    options known, and ``gradient``. Raises a ValueError naming ``owner`` (the class name unless
+    given) and the field."""
+    owner = owner or type(module).__name__
+    fields = {f.name for f in dataclasses.fields(module)}
+    for name in ("N", "M", "K", "O"):
+        if name in fields:
+            check_size(owner, name, getattr(module, name))
+    if "K" in fields:
+        check_rank(owner, module.N, module.K)
+    for name in ("tau_x", "tau_z"):
+        if name in fields:
+            check_time_constant(owner, name, getattr(module, name))
+    if "normalisation" in fields:
+        check_low_rank_options(owner, module.normalisation, module.qr_sign)
+    check_gradient_setting(owner, module.gradient)
+
+
+class RecurrentModel(nn.Module):
+    """The base of the models' flax modules: their settings are checked at construction
+    (:func:`check_settings`), errors naming :meth:`owner`."""
+
+    def __post_init__(self):
+        check_settings(self, self.owner())
+        super().__post_init__()
+
+    def owner(self) -> str:
+        """The model's name in error messages: its class name."""
+        return type(self).__name__
+
+
 def time_major(a: Array) -> Array:
     return jnp.swapaxes(a, 0, 1)
 
@@ -175,6 +209,11 @@ def at(a: Array | None, t) -> Array | None:
 def put(buffer: Array, value: Array, t) -> Array:
     """``buffer`` with step ``t`` set to ``value``."""
     return jax.lax.dynamic_update_index_in_dim(buffer, value, t, 0)
+
+
+def put_all(buffers: tuple, values: tuple, t) -> tuple:
+    """Each buffer with step ``t`` set to its value."""
+    return tuple(put(b, v, t) for b, v in zip(buffers, values, strict=True))
 
 
 def small_matmul(a: Array, w: Array) -> Array:
@@ -223,3 +262,64 @@ def sum_outer_t(narrow: Array, wide: Array) -> Array:
 def is_zero(ct) -> bool:
     """Whether a cotangent is absent or a symbolic zero (an output nothing depends on)."""
     return ct is None or isinstance(ct, SymbolicZero)
+
+
+def readout_gradients(gys: Array | None, xs: Array, C: Array, d: Array) -> tuple[Array, Array]:
+    """(∂C, ∂d) of the readout y_t = C x_t + d over all steps and trials (zeros when nothing
+    depends on y)."""
+    if gys is None:
+        return jnp.zeros_like(C), jnp.zeros_like(d)
+    return sum_outer_t(gys, xs), gys.sum(axis=(0, 1))
+
+
+# ----------------------------------------------------------------------------- leaky RNNs
+# What the LR-RNN and the vanilla RNN share: x_t = (1 - a_x) x_{t-1} + a_x [g·W φ(x_{t-1}) + B u_t],
+# y_t = C x_t + d, with W = L Rᵀ or a full matrix. Their weights have fields B, C, d.
+
+
+def leaky_custom_vjp(forward: Callable, backward: Callable) -> Callable:
+    """The time loop ``loop(rec, w, x0, inputs) -> (ys, xs)`` of a leaky RNN with a hand-written
+    reverse pass: ``forward(rec, w, x0, inputs, residuals)`` returns (ys, xs, *residuals) (only
+    (ys, xs) without ``residuals``); ``backward(rec, (w, x0, inputs, xs, *residuals),
+    cotangents)`` returns the cotangents of (w, x0, inputs)."""
+
+    @partial(jax.custom_vjp, nondiff_argnums=(0,))
+    def loop(rec: Recurrence, w, x0, inputs):
+        return forward(rec, w, x0, inputs, residuals=False)
+
+    def loop_fwd(rec, w, x0, inputs):
+        # symbolic_zeros=True: the primal arguments arrive wrapped (value, perturbed).
+        w, x0, inputs = jax.tree.map(lambda p: p.value, (w, x0, inputs))
+        ys, xs, *residuals = forward(rec, w, x0, inputs, residuals=True)
+        return (ys, xs), (w, x0, inputs, xs, *residuals)
+
+    loop.defvjp(loop_fwd, backward, symbolic_zeros=True)
+    return loop
+
+
+def leaky_scan(rec: Recurrence, w, x0: Array, inputs: Array, recurrent: Callable):
+    """The same equations as a plain ``lax.scan``, differentiated by JAX (any mode):
+    ``recurrent(x_{t-1})`` is the recurrent term g·W φ(x_{t-1}). Returns time-major (ys, xs)."""
+    drive = inputs @ w.B.T
+
+    def step(x, dx):
+        x = (1.0 - rec.ax) * x + rec.ax * (recurrent(x) + dx)
+        return x, x
+
+    xs = jax.lax.scan(step, x0, drive)[1]
+    return xs @ w.C.T + w.d, xs
+
+
+def leaky_rollout(custom: Callable, autodiff: Callable, weights, x0, inputs, gain, ax, gradient):
+    """Run a leaky RNN's loop (``custom`` or ``autodiff`` as ``gradient`` says) over a batch."""
+    run = custom if check_gradient(gradient) == "custom" else autodiff
+    return run(Recurrence(float(gain), float(ax)), weights, x0, inputs)
+
+
+def leaky_trajectories(rollout: Callable, weights, x0: Array, inputs: Array, **constants):
+    """A leaky RNN module's outputs: its ``rollout`` from the fixed initial state x0 (N,) over
+    batch-major ``inputs`` (batch, time, U) → {"y": (batch, time, O), "x": (batch, time, N)}."""
+    x0 = jnp.broadcast_to(x0, (inputs.shape[0], x0.shape[-1]))
+    ys, xs = rollout(weights, x0, time_major(inputs), **constants)
+    ys, xs = batch_major((ys, xs))
+    return {"y": ys, "x": xs}

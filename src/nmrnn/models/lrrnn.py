@@ -6,7 +6,6 @@ x_t = (1 - a_x) x_{t-1} + a_x [g · left rightᵀ tanh(x_{t-1}) + B u_t],  y_t =
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -18,29 +17,27 @@ from nmrnn.models.common import (
     Array,
     Model,
     Recurrence,
+    RecurrentModel,
     at,
-    batch_major,
-    check_gradient,
-    check_gradient_setting,
-    check_low_rank_options,
-    check_rank,
-    check_size,
-    check_time_constant,
     gradient_field,
     initial_state,
     is_zero,
+    leaky_custom_vjp,
+    leaky_rollout,
+    leaky_scan,
+    leaky_trajectories,
     normal,
-    put,
+    put_all,
     readout,
+    readout_gradients,
     small_matmul,
     state_adjoint,
     sum_outer_t,
-    time_major,
     transposed,
 )
 
 
-class LRRNN(nn.Module):
+class LRRNN(RecurrentModel):
     """Low-rank RNN: the NM-RNN with s ≡ 1 and no z.
 
     x_t = (1 - 1/τ) x_{t-1} + (1/τ)[g L Rᵀ φ(x_{t-1}) + B u_t],  y_t = C x_t + d
@@ -57,15 +54,6 @@ class LRRNN(nn.Module):
     gradient: str = gradient_field()
 
     PARAM_GROUPS = {"lowrank": ("L", "R", "B", "C", "d"), "inputs": ("B",)}
-
-    def __post_init__(self):
-        for name in ("N", "K", "O"):
-            check_size("LRRNN", name, getattr(self, name))
-        check_rank("LRRNN", self.N, self.K)
-        check_time_constant("LRRNN", "tau_x", self.tau_x)
-        check_low_rank_options("LRRNN", self.normalisation, self.qr_sign)
-        check_gradient_setting("LRRNN", self.gradient)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
@@ -87,16 +75,10 @@ class LRRNN(nn.Module):
         gain = recurrence_gain(self.normalisation, N)
         # The time loop, input projection and readout included (:func:`rollout` below): the
         # equation above, with a hand-written reverse pass unless gradient="autodiff".
-        ys, xs = rollout(
-            LRRNNWeights(left, R, B, C, d),
-            jnp.broadcast_to(x0, (inputs.shape[0], N)),
-            time_major(inputs),
-            gain=gain,
-            ax=1.0 / self.tau_x,
-            gradient=self.gradient,
+        weights = LRRNNWeights(left, R, B, C, d)
+        return leaky_trajectories(
+            rollout, weights, x0, inputs, gain=gain, ax=1.0 / self.tau_x, gradient=self.gradient
         )
-        ys, xs = batch_major((ys, xs))
-        return {"y": ys, "x": xs}
 
 
 MODELS = (Model("lrrnn", LRRNN),)
@@ -127,7 +109,7 @@ def _forward(rec: Recurrence, w: LRRNNWeights, x0, inputs, residuals):
         r = phi_x @ w.right
         x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * small_matmul(r, left_T) + at(drive, t))
         new = (x,) + ((phi_x, r) if residuals else ())
-        return x, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+        return x, put_all(bufs, new, t)
 
     shapes = [(T, B, N)] + ([(T, B, N), (T, B, K)] if residuals else [])
     bufs = tuple(jnp.zeros(shape, x0.dtype) for shape in shapes)
@@ -135,18 +117,7 @@ def _forward(rec: Recurrence, w: LRRNNWeights, x0, inputs, residuals):
     return (xs @ w.C.T + w.d, xs, *res)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _custom(rec: Recurrence, w: LRRNNWeights, x0, inputs):
-    return _forward(rec, w, x0, inputs, residuals=False)
-
-
-def _custom_fwd(rec, w, x0, inputs):
-    w, x0, inputs = jax.tree.map(lambda p: p.value, (w, x0, inputs))
-    ys, xs, phi_prev, r = _forward(rec, w, x0, inputs, residuals=True)
-    return (ys, xs), (w, x0, inputs, xs, phi_prev, r)
-
-
-def _custom_bwd(rec, saved, cotangents):
+def _reverse(rec: Recurrence, saved, cotangents):
     w, x0, inputs, xs, phi_prev, r = saved
     gys, gxs = (None if is_zero(c) else c for c in cotangents)
     T, (B, N), K = xs.shape[0], x0.shape, w.left.shape[-1]
@@ -160,34 +131,24 @@ def _custom_bwd(rec, saved, cotangents):
         e = c_left * (lam_x @ w.left)  # adjoint of r_t
         phi_t = at(phi_prev, t)
         px = (1.0 - rec.ax) * lam_x + (1.0 - phi_t**2) * small_matmul(e, right_T)
-        return px, tuple(put(b, v, t) for b, v in zip(bufs, (lam_x, e), strict=True))
+        return px, put_all(bufs, (lam_x, e), t)
 
     bufs = (jnp.zeros((T, B, N), xs.dtype), jnp.zeros((T, B, K), xs.dtype))
     g_x0, (lam_x, e) = jax.lax.fori_loop(0, T, body, (jnp.zeros_like(x0), bufs))
     by_lam_x = sum_outer_t(jnp.concatenate([c_left * r, rec.ax * inputs], -1), lam_x)
+    g_C, g_d = readout_gradients(gys, xs, w.C, w.d)
     g_w = LRRNNWeights(
-        left=by_lam_x[:K].T,
-        right=sum_outer_t(e, phi_prev).T,
-        B=by_lam_x[K:].T,
-        C=jnp.zeros_like(w.C) if gys is None else sum_outer_t(gys, xs),
-        d=jnp.zeros_like(w.d) if gys is None else gys.sum(axis=(0, 1)),
+        left=by_lam_x[:K].T, right=sum_outer_t(e, phi_prev).T, B=by_lam_x[K:].T, C=g_C, d=g_d
     )
     return g_w, g_x0, rec.ax * (lam_x @ w.B)
 
 
-_custom.defvjp(_custom_fwd, _custom_bwd, symbolic_zeros=True)
+_custom = leaky_custom_vjp(_forward, _reverse)
 
 
 def _autodiff(rec: Recurrence, w: LRRNNWeights, x0, inputs):
     """The same equation as a plain ``lax.scan``, differentiated by JAX (any mode)."""
-    drive = inputs @ w.B.T
-
-    def step(x, dx):
-        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * (jnp.tanh(x) @ w.right) @ w.left.T + dx)
-        return x, x
-
-    xs = jax.lax.scan(step, x0, drive)[1]
-    return xs @ w.C.T + w.d, xs
+    return leaky_scan(rec, w, x0, inputs, lambda x: rec.gain * (jnp.tanh(x) @ w.right) @ w.left.T)
 
 
 def rollout(
@@ -209,5 +170,4 @@ def rollout(
     Returns:
         ys (T, B, O), xs (T, B, N), time-major.
     """
-    run = _custom if check_gradient(gradient) == "custom" else _autodiff
-    return run(Recurrence(float(gain), float(ax)), weights, x0, inputs)
+    return leaky_rollout(_custom, _autodiff, weights, x0, inputs, gain, ax, gradient)

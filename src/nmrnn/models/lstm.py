@@ -21,16 +21,16 @@ import jax.numpy as jnp
 from nmrnn.models.common import (
     Array,
     Model,
+    RecurrentModel,
     at,
     batch_major,
     check_gradient,
-    check_gradient_setting,
-    check_size,
     gradient_field,
     initial_state,
     is_zero,
     normal,
     put,
+    put_all,
     sum_outer_t,
     time_major,
     transposed,
@@ -39,7 +39,7 @@ from nmrnn.models.common import (
 LSTM_GATES = ("i", "f", "g", "o")
 
 
-class LSTM(nn.Module):
+class LSTM(RecurrentModel):
     """Standard LSTM without peepholes; readout y = C h (no bias).
 
     i, f, o = σ(Wx_· u + Wh_· h + b_·), g = tanh(Wx_g u + Wh_g h + b_g),
@@ -52,12 +52,6 @@ class LSTM(nn.Module):
     gradient: str = gradient_field()
 
     PARAM_GROUPS = {"inputs": tuple(f"Wx_{g}" for g in LSTM_GATES)}
-
-    def __post_init__(self):
-        for name in ("N", "O"):
-            check_size("LSTM", name, getattr(self, name))
-        check_gradient_setting("LSTM", self.gradient)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
@@ -128,7 +122,7 @@ def _forward(Wh_T: Array, h0: Array, c0: Array, drive: Array, residuals: bool):
                 axis=-1,
             )
             new += (local, o * (1.0 - tc**2), f)
-        return h, c, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+        return h, c, put_all(bufs, new, t)
 
     shapes = [(T, B, N), (T, B, N)]
     if residuals:

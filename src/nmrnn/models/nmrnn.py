@@ -25,21 +25,18 @@ from nmrnn.models.common import (
     Array,
     Model,
     Recurrence,
+    RecurrentModel,
     at,
     batch_major,
     check_gradient,
-    check_gradient_setting,
-    check_low_rank_options,
-    check_rank,
-    check_size,
-    check_time_constant,
     gradient_field,
     initial_state,
     is_zero,
     normal,
     phi,
-    put,
+    put_all,
     readout,
+    readout_gradients,
     small_matmul,
     state_adjoint,
     sum_outer_t,
@@ -48,7 +45,7 @@ from nmrnn.models.common import (
 )
 
 
-class NMRNN(nn.Module):
+class NMRNN(RecurrentModel):
     """Neuromodulated low-rank RNN (SPEC §1).
 
     z_t = (1 - 1/τz) z_{t-1} + (1/τz)[W_z φ(z_{t-1}) + B_z u_t (+ W_zx φ(x_{t-1}) + b_zx)]
@@ -97,16 +94,8 @@ class NMRNN(nn.Module):
         "inputs": ("B_x", "B_z"),
     }
 
-    def __post_init__(self):
-        owner = "LinearNMRNN" if self.linear else "NMRNN"
-        for name in ("N", "M", "K", "O"):
-            check_size(owner, name, getattr(self, name))
-        check_rank(owner, self.N, self.K)
-        check_time_constant(owner, "tau_x", self.tau_x)
-        check_time_constant(owner, "tau_z", self.tau_z)
-        check_low_rank_options(owner, self.normalisation, self.qr_sign)
-        check_gradient_setting(owner, self.gradient)
-        super().__post_init__()
+    def owner(self) -> str:
+        return "LinearNMRNN" if self.linear else "NMRNN"
 
     @nn.compact
     def __call__(
@@ -266,7 +255,7 @@ def _forward(
             s = jnp.where(s_mask != 0, at(s_fix, t), s)
         x = (1.0 - ax) * x + ax * (rec.gain * small_matmul(r * s, left_T) + at(drive_x, t))
         new = (x, z, s) + ((phi_x, tz, r) if residuals else ())
-        return x, z, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+        return x, z, put_all(bufs, new, t)
 
     shapes = [(T, B, N), (T, B, M), (T, B, K)]
     if residuals:
@@ -335,7 +324,7 @@ def _custom_bwd(rec, saved, cotangents):
             px = px + (1.0 - tx_t**2) * small_matmul(az_lam_z, w.W_zx)
         pz = (1.0 - az) * lam_z + (1.0 - tz_t**2) * small_matmul(az_lam_z, w.W_z)
         new = (lam_x, lam_z, e, ga) + ((gsf,) if masked else ())
-        return px, pz, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+        return px, pz, put_all(bufs, new, t)
 
     shapes = [(T, B, N), (T, B, M), (T, B, K), (T, B, K)] + ([(T, B, K)] if masked else [])
     bufs = tuple(jnp.zeros(shape, xs.dtype) for shape in shapes)
@@ -349,7 +338,7 @@ def _custom_bwd(rec, saved, cotangents):
     by_phi = sum_outer_t(jnp.concatenate(narrow_phi, -1), phi_prev)
     if feedback:
         g_W_zx = by_phi[K:] if not linear else sum_outer_t(az * lam_z, tx_prev)
-    zero = jnp.zeros_like
+    g_C, g_d = readout_gradients(gys, xs, w.C, w.d)
     g_w = NMRNNWeights(
         left=by_lam_x[:K].T,
         right=by_phi[:K].T,
@@ -358,8 +347,8 @@ def _custom_bwd(rec, saved, cotangents):
         b_z=ga.sum(axis=(0, 1)),
         B_x=by_lam_x[K : K + Ux].T,
         B_z=az * sum_outer_t(lam_z, inputs_z),
-        C=zero(w.C) if gys is None else sum_outer_t(gys, xs),
-        d=zero(w.d) if gys is None else gys.sum(axis=(0, 1)),
+        C=g_C,
+        d=g_d,
         W_zx=g_W_zx if feedback else None,
         b_zx=az * lam_z.sum(axis=(0, 1)) if w.b_zx is not None else None,
     )

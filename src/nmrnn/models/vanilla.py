@@ -7,7 +7,6 @@ x_t = (1 - a_x) x_{t-1} + a_x [g · W tanh(x_{t-1}) + B u_t],  y_t = C x_t + d
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -18,26 +17,27 @@ from nmrnn.models.common import (
     Array,
     Model,
     Recurrence,
+    RecurrentModel,
     at,
-    batch_major,
-    check_gradient,
-    check_gradient_setting,
-    check_size,
-    check_time_constant,
     gradient_field,
     initial_state,
     is_zero,
+    leaky_custom_vjp,
+    leaky_rollout,
+    leaky_scan,
+    leaky_trajectories,
     normal,
     put,
+    put_all,
     readout,
+    readout_gradients,
     state_adjoint,
     sum_outer_t,
-    time_major,
     transposed,
 )
 
 
-class VanillaRNN(nn.Module):
+class VanillaRNN(RecurrentModel):
     """Leaky vanilla RNN.
 
     x_t = (1 - 1/τ) x_{t-1} + (1/τ)[(1/N) W φ(x_{t-1}) + B u_t], y = C x + d.
@@ -51,13 +51,6 @@ class VanillaRNN(nn.Module):
     gradient: str = gradient_field()
 
     PARAM_GROUPS = {"inputs": ("B",)}
-
-    def __post_init__(self):
-        for name in ("N", "O"):
-            check_size("VanillaRNN", name, getattr(self, name))
-        check_time_constant("VanillaRNN", "tau_x", self.tau_x)
-        check_gradient_setting("VanillaRNN", self.gradient)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs: Array) -> dict[str, Array]:
@@ -74,16 +67,10 @@ class VanillaRNN(nn.Module):
         x0 = initial_state(self, "x0", N, random=self.init_scheme == "eft")
         # The time loop, input projection and readout included (:func:`rollout` below): the
         # equation above, with a hand-written reverse pass unless gradient="autodiff".
-        ys, xs = rollout(
-            VanillaWeights(W, B, C, d),
-            jnp.broadcast_to(x0, (inputs.shape[0], N)),
-            time_major(inputs),
-            gain=1.0 / N,
-            ax=1.0 / self.tau_x,
-            gradient=self.gradient,
+        weights = VanillaWeights(W, B, C, d)
+        return leaky_trajectories(
+            rollout, weights, x0, inputs, gain=1.0 / N, ax=1.0 / self.tau_x, gradient=self.gradient
         )
-        ys, xs = batch_major((ys, xs))
-        return {"y": ys, "x": xs}
 
 
 MODELS = (Model("vanilla", VanillaRNN),)
@@ -113,25 +100,14 @@ def _forward(rec: Recurrence, w: VanillaWeights, x0, inputs, residuals):
         phi_x = jnp.tanh(x)
         x = (1.0 - rec.ax) * x + rec.ax * (scale * (phi_x @ W_T) + at(drive, t))
         new = (x,) + ((phi_x,) if residuals else ())
-        return x, tuple(put(b, v, t) for b, v in zip(bufs, new, strict=True))
+        return x, put_all(bufs, new, t)
 
     bufs = tuple(jnp.zeros((T, B, N), x0.dtype) for _ in range(2 if residuals else 1))
     xs, *res = jax.lax.fori_loop(0, T, body, (x0, bufs))[1]
     return (xs @ w.C.T + w.d, xs, *res)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _custom(rec: Recurrence, w: VanillaWeights, x0, inputs):
-    return _forward(rec, w, x0, inputs, residuals=False)
-
-
-def _custom_fwd(rec, w, x0, inputs):
-    w, x0, inputs = jax.tree.map(lambda p: p.value, (w, x0, inputs))
-    ys, xs, phi_prev = _forward(rec, w, x0, inputs, residuals=True)
-    return (ys, xs), (w, x0, inputs, xs, phi_prev)
-
-
-def _custom_bwd(rec, saved, cotangents):
+def _reverse(rec: Recurrence, saved, cotangents):
     w, x0, inputs, xs, phi_prev = saved
     gys, gxs = (None if is_zero(c) else c for c in cotangents)
     T = xs.shape[0]
@@ -146,28 +122,18 @@ def _custom_bwd(rec, saved, cotangents):
         return px, put(buf, lam_x, t)
 
     g_x0, lam_x = jax.lax.fori_loop(0, T, body, (jnp.zeros_like(x0), jnp.zeros_like(xs)))
-    g_w = VanillaWeights(
-        W=c_w * sum_outer_t(phi_prev, lam_x).T,
-        B=rec.ax * sum_outer_t(inputs, lam_x).T,
-        C=jnp.zeros_like(w.C) if gys is None else sum_outer_t(gys, xs),
-        d=jnp.zeros_like(w.d) if gys is None else gys.sum(axis=(0, 1)),
-    )
+    g_C, g_d = readout_gradients(gys, xs, w.C, w.d)
+    g_W = c_w * sum_outer_t(phi_prev, lam_x).T
+    g_w = VanillaWeights(W=g_W, B=rec.ax * sum_outer_t(inputs, lam_x).T, C=g_C, d=g_d)
     return g_w, g_x0, rec.ax * (lam_x @ w.B)
 
 
-_custom.defvjp(_custom_fwd, _custom_bwd, symbolic_zeros=True)
+_custom = leaky_custom_vjp(_forward, _reverse)
 
 
 def _autodiff(rec: Recurrence, w: VanillaWeights, x0, inputs):
     """The same equation as a plain ``lax.scan``, differentiated by JAX (any mode)."""
-    drive = inputs @ w.B.T
-
-    def step(x, dx):
-        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * (jnp.tanh(x) @ w.W.T) + dx)
-        return x, x
-
-    xs = jax.lax.scan(step, x0, drive)[1]
-    return xs @ w.C.T + w.d, xs
+    return leaky_scan(rec, w, x0, inputs, lambda x: rec.gain * (jnp.tanh(x) @ w.W.T))
 
 
 def rollout(
@@ -190,5 +156,4 @@ def rollout(
     Returns:
         ys (T, B, O), xs (T, B, N), time-major.
     """
-    run = _custom if check_gradient(gradient) == "custom" else _autodiff
-    return run(Recurrence(float(gain), float(ax)), weights, x0, inputs)
+    return leaky_rollout(_custom, _autodiff, weights, x0, inputs, gain, ax, gradient)
