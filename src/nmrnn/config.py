@@ -16,6 +16,7 @@ import yaml
 from nmrnn.configfile import read_yaml  # noqa: F401 - part of this module's interface
 from nmrnn.errors import ConfigError
 from nmrnn.experiments import check_experiment, check_memory
+from nmrnn.models import MODELS
 from nmrnn.tasks import TASKS, get_task
 
 # The schema ships with the package (workflow/schemas/config.schema.yaml links to it).
@@ -85,6 +86,8 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
     schema = yaml.safe_load(Path(schema_path).read_text())
     # The task names come from the registry (nmrnn.tasks.TASKS), not from the schema file.
     schema["$defs"]["experiment"]["properties"]["task"]["enum"] = list(TASKS)
+    # The model names likewise, from nmrnn.models.MODELS.
+    schema["$defs"]["arch"]["properties"]["model"]["enum"] = list(MODELS)
     config = _without_removed(copy.deepcopy(dict(config)))
     _check_finite(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
