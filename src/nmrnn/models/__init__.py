@@ -49,7 +49,7 @@ few K- and M-term sums).
 
 from __future__ import annotations
 
-from nmrnn.models import lrrnn, lstm, nmrnn, vanilla
+from nmrnn.models import gru, lrrnn, lstm, nmrnn, vanilla
 from nmrnn.models.common import GRADIENTS, Model
 from nmrnn.models.lrrnn import LRRNN
 from nmrnn.models.lstm import LSTM
@@ -57,7 +57,7 @@ from nmrnn.models.nmrnn import NMRNN, LinearNMRNN
 from nmrnn.models.vanilla import VanillaRNN
 
 # The model modules, in the order the registry lists them.
-MODULES = (nmrnn, lrrnn, vanilla, lstm)
+MODULES = (nmrnn, lrrnn, vanilla, lstm, gru)
 
 MODELS: dict[str, Model] = {}
 for _module in MODULES:
