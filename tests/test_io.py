@@ -120,7 +120,7 @@ def test_task_data_loads_as_taskdata(tmp_path):
     from nmrnn.tasks.common import TaskData
 
     path = tmp_path / "mwg" / "data" / "seed0.npz"
-    save_tree(path, {"train": task_tree(), "test": task_tree(2)})
+    save_tree(path, {"train": task_tree(), "test": task_tree(2)}, {"experiment": "mwg", "seed": 0})
     data = load_task_data(path, splits=("test",))
     assert set(data) == {"train", "test"}
     assert isinstance(data["test"], TaskData) and data["test"].inputs.shape == (2, 5, 3)
@@ -345,11 +345,14 @@ def old_losses_csv(losses, validation=None) -> str:
 def test_export_writes_the_same_files(tmp_path, validation):
     block = tmp_path / "train" / "block0.npz"
     losses = write_block(block, validation=validation)
-    out = tmp_path / "seed1"
+    out = tmp_path / "mwg" / "lstm" / "seed1"
     export_seed(str(block), 1, str(out / "params.npz"), str(out / "meta.json"),
                 str(out / "losses.csv"))  # fmt: skip
     checked = load_tree(block)["validation_losses"][1] if validation else None
-    assert (out / "losses.csv").read_text() == old_losses_csv(losses[1], checked)
+    # As before, with whose curve it is first on every line (issue 28).
+    old = old_losses_csv(losses[1], checked).splitlines()
+    new = (out / "losses.csv").read_text().splitlines()
+    assert new == ["experiment,arch,seed," + old[0]] + [f"mwg,lstm,1,{line}" for line in old[1:]]
     assert json.loads((out / "meta.json").read_text())["seed"] == 1
     assert load_tree(out / "params.npz")["params"]["w"].shape == (3,)
     assert leftovers(out) == []
@@ -358,7 +361,7 @@ def test_export_writes_the_same_files(tmp_path, validation):
 def test_export_refuses_a_block_without_its_steps(tmp_path):
     block = tmp_path / "block0.npz"
     write_block(block, losses_steps=40)
-    out = tmp_path / "seed0"
+    out = tmp_path / "mwg" / "lstm" / "seed0"
     with pytest.raises(UnreadableFile) as error:
         export_seed(str(block), 0, str(out / "params.npz"), str(out / "meta.json"),
                     str(out / "losses.csv"))  # fmt: skip

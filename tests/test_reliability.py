@@ -263,3 +263,121 @@ def test_case6_estimate_grows_with_seeds_per_job_and_the_paper_fits():
     five = memory_estimate(exps, "mwg", "vanilla", seeds_per_job=5)
     assert 4 * one < five <= 5 * one
     assert one < 1e9  # the paper's sizes: far below a gigabyte
+
+
+# ------------------------------------------------------------------ case 9: files know whose
+
+
+def exported(root: Path, experiment="mwg", arch="lstm", seeds=(0, 1)):
+    """Per-seed files of a tiny training block, exported into ``root``'s layout."""
+    from nmrnn.io import save_tree
+    from nmrnn.steps import export_seed
+
+    S, n = len(seeds), 5
+    meta = {"experiment": experiment, "arch": arch, "run": "fp0123",
+            "experiment_settings": {"archs": {arch: {"stages": [{"steps": n}]}}}}  # fmt: skip
+    block = root / experiment / arch / "train" / "block0.npz"
+    save_tree(block, {
+        "variables": {"params": {"w": np.arange(S * 3.0).reshape(S, 3)}},
+        "losses": np.ones((S, n), np.float32), "seeds": np.asarray(seeds),
+        "meta": np.asarray(json.dumps(meta)),
+    })  # fmt: skip
+    for s in seeds:
+        out = root / experiment / arch / f"seed{s}"
+        export_seed(str(block), s, str(out / "params.npz"), str(out / "meta.json"),
+                    str(out / "losses.csv"))  # fmt: skip
+    return root / experiment / arch
+
+
+def test_case9_params_copied_from_another_seed_is_refused(tmp_path):
+    from nmrnn.io import UnreadableFile, load_tree
+
+    runs = exported(tmp_path)
+    assert load_tree(runs / "seed0" / "params.npz")["params"]["w"].tolist() == [0, 1, 2]
+    (runs / "seed0" / "params.npz").write_bytes((runs / "seed1" / "params.npz").read_bytes())
+    with pytest.raises(UnreadableFile) as err:
+        load_tree(runs / "seed0" / "params.npz")
+    message = str(err.value)
+    assert "mwg/lstm/seed1" in message and "mwg/lstm/seed0" in message and "\n" not in message
+
+
+def test_case9_identity_is_not_a_parameter_collection(tmp_path):
+    from nmrnn.io import load_tree
+
+    runs = exported(tmp_path)
+    assert set(load_tree(runs / "seed1" / "params.npz")) == {"params"}
+    assert json.loads((runs / "seed1" / "meta.json").read_text())["run"] == "fp0123"
+
+
+def test_case9_edited_arch_column_of_metrics_is_refused(tmp_path):
+    from nmrnn.io import UnreadableFile
+    from nmrnn.steps import collect_tables
+
+    path = tmp_path / "mwg" / "nmrnn" / "seed0" / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("experiment,arch,seed,mse\nmwg,lstm,0,0.5\nmwg,lstm,0,0.6\n")
+    with pytest.raises(UnreadableFile, match=r"holds mwg/lstm/seed0 but its path is mwg/nmrnn"):
+        collect_tables([str(path)], str(tmp_path / "out.csv"))
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_case9_losses_of_another_arch_are_refused(tmp_path):
+    from nmrnn.io import UnreadableFile
+    from nmrnn.steps import curves_table
+
+    lstm = exported(tmp_path, arch="lstm")
+    target = tmp_path / "mwg" / "nmrnn" / "seed0" / "losses.csv"
+    target.parent.mkdir(parents=True)
+    target.write_text((lstm / "seed0" / "losses.csv").read_text())
+    with pytest.raises(UnreadableFile, match="holds mwg/lstm/seed0"):
+        curves_table([str(target)], [("mwg", "nmrnn", 0)], str(tmp_path / "c.csv"), bins=2)
+
+
+def test_case9_meta_of_another_seed_is_refused(tmp_path):
+    from nmrnn.io import UnreadableFile, read_seed_json
+
+    runs = exported(tmp_path)
+    (runs / "seed0" / "meta.json").write_text((runs / "seed1" / "meta.json").read_text())
+    with pytest.raises(UnreadableFile, match="holds mwg/lstm/seed1 but its path is"):
+        read_seed_json(runs / "seed0" / "meta.json")
+
+
+def test_case9_task_data_of_another_seed_is_refused(tmp_path):
+    from nmrnn.io import UnreadableFile, load_task_data, save_tree
+
+    tree = {"test": {"inputs": np.zeros((2, 3, 1)), "targets": np.zeros((2, 3, 1)),
+                     "mask": np.ones((2, 3, 1))}}  # fmt: skip
+    save_tree(tmp_path / "mwg" / "data" / "seed0.npz", tree, {"experiment": "mwg", "seed": 1})
+    with pytest.raises(UnreadableFile, match="holds mwg/seed1 but its path is mwg/seed0"):
+        load_task_data(tmp_path / "mwg" / "data" / "seed0.npz")
+
+
+def test_case9_a_block_of_another_arch_is_not_exported_under_this_one(tmp_path):
+    from nmrnn.io import UnreadableFile
+    from nmrnn.steps import export_seed
+
+    lstm = exported(tmp_path, arch="lstm")
+    out = tmp_path / "mwg" / "vanilla" / "seed0"
+    with pytest.raises(UnreadableFile, match="holds mwg/lstm/seed0 but its path is mwg/vanilla"):
+        export_seed(str(lstm / "train" / "block0.npz"), 0, str(out / "params.npz"),
+                    str(out / "meta.json"), str(out / "losses.csv"))  # fmt: skip
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_case9_an_old_file_says_how_to_migrate_and_stamping_keeps_its_time(tmp_path):
+    import os
+
+    from nmrnn.io import UnreadableFile, load_tree, main
+
+    path = tmp_path / "mwg" / "lstm" / "seed0" / "params.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, **{"params/w": np.ones(3)})  # as export_seed wrote it before
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    with pytest.raises(UnreadableFile, match=r"written before.*python -m nmrnn.io --stamp"):
+        load_tree(path)
+    losses = path.with_name("losses.csv")
+    losses.write_text("step,loss\n0,1.5\n1,1.25\n")
+    assert main(["--stamp", str(path), str(losses)]) == 0
+    assert path.stat().st_mtime == 1_000_000_000
+    assert load_tree(path)["params"]["w"].tolist() == [1, 1, 1]
+    assert losses.read_text().splitlines()[1] == "mwg,lstm,0,0,1.5"

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import zipfile
 import zlib
@@ -114,9 +115,79 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
     return tree
 
 
-def save_tree(path: str | Path, tree: Mapping[str, Any]) -> None:
-    """Save a nested dict of arrays (e.g. flax variables) as .npz with '/'-joined names."""
-    _atomic_savez(path, _flatten(tree))
+def save_tree(
+    path: str | Path, tree: Mapping[str, Any], identity: Mapping[str, Any] | None = None
+) -> None:
+    """Save a nested dict of arrays (e.g. flax variables) as .npz with '/'-joined names.
+
+    ``identity``: whose file it is (:func:`file_identity`), stored as small string and integer
+    arrays under ``identity/`` and checked by :func:`load_tree` against the path it is read from.
+    """
+    if IDENTITY in tree:
+        raise ValueError(f"{path}: '{IDENTITY}' is reserved for the file's identity")
+    arrays = _flatten(tree)
+    for key, value in (identity or {}).items():
+        arrays[f"{IDENTITY}/{key}"] = np.asarray(value if isinstance(value, int) else str(value))
+    _atomic_savez(path, arrays)
+
+
+# ------------------------------------------------------------------ whose file it is
+
+IDENTITY = "identity"
+_SEED_FOLDER = re.compile(r"seed(\d+)")
+_DATA_FILE = re.compile(r"seed(\d+)\.npz")
+
+
+def file_identity(path: str | Path) -> dict[str, Any] | None:
+    """Whose file ``path`` is by the pipeline's layout: ``<experiment>/<arch>/seed<s>/<file>``
+    gives experiment, arch and seed; ``<experiment>/data/seed<s>.npz`` experiment and seed. None
+    for any other path (a file outside the layout is not checked). A folder named ``seed<s>``
+    (or a file ``data/seed<s>.npz``) is read as the layout wherever it lies."""
+    path = Path(path)
+    parts = path.parts
+    if len(parts) >= 4 and _SEED_FOLDER.fullmatch(parts[-2]):
+        return {"experiment": parts[-4], "arch": parts[-3],
+                "seed": int(_SEED_FOLDER.fullmatch(parts[-2])[1])}  # fmt: skip
+    if len(parts) >= 3 and parts[-2] == "data" and _DATA_FILE.fullmatch(parts[-1]):
+        return {"experiment": parts[-3], "seed": int(_DATA_FILE.fullmatch(parts[-1])[1])}
+    return None
+
+
+def _shown(identity: Mapping[str, Any]) -> str:
+    keys = ("experiment", "arch", "seed")
+    return "/".join(f"seed{identity[k]}" if k == "seed" else str(identity[k])
+                    for k in keys if k in identity)  # fmt: skip
+
+
+def stamp_command(path: str | Path) -> str:
+    return (
+        f"if it is in its right place, record that with `python -m nmrnn.io --stamp {path}` "
+        f"(keeps its time, so nothing reruns); else {regenerate_command(path)}"
+    )
+
+
+def check_identity(path: str | Path, found: Mapping[str, Any] | None, hint: str | None = None):
+    """Raise :class:`UnreadableFile` if the identity ``found`` in a file (None: none recorded)
+    is not the one its path gives (:func:`file_identity`); nothing for a path outside the
+    layout. Only experiment, arch and seed are compared (the run fingerprint is carried)."""
+    expected = file_identity(path)
+    if expected is None:
+        return
+    if found is None:
+        raise unreadable(path, "written before the pipeline's files recorded whose they are",
+                         hint or stamp_command(path))  # fmt: skip
+    got = {k: found.get(k) for k in expected}
+    try:
+        got["seed"] = int(got["seed"])
+    except (TypeError, ValueError):
+        pass
+    if got != expected:
+        raise unreadable(
+            path,
+            f"holds {_shown(got)} but its path is {_shown(expected)} (copied from another "
+            f"run or seed, or edited)",
+            hint or regenerate_command(path),
+        )
 
 
 def _npz_problem(error: Exception) -> str:
@@ -131,7 +202,8 @@ def _npz_problem(error: Exception) -> str:
 
 
 def load_tree(path: str | Path, hint: str | None = None) -> dict:
-    """Inverse of :func:`save_tree` (read with ``allow_pickle=False``).
+    """Inverse of :func:`save_tree` (read with ``allow_pickle=False``), without the file's
+    identity, which is checked against ``path`` (:func:`check_identity`).
 
     Raises FileNotFoundError if ``path`` is missing and :class:`UnreadableFile` naming it if it
     cannot be read (truncated, corrupt, not an .npz archive); ``hint`` says what to do then
@@ -147,9 +219,14 @@ def load_tree(path: str | Path, hint: str | None = None) -> dict:
         raise unreadable(path, "a single .npy array, not an .npz archive", hint)
     try:
         with archive as f:
-            return _unflatten({k: f[k] for k in f.files})
+            tree = _unflatten({k: f[k] for k in f.files})
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as error:
         raise unreadable(path, _npz_problem(error), hint) from error
+    identity = tree.pop(IDENTITY, None)
+    if identity is not None:
+        identity = {k: v.item() for k, v in identity.items()}
+    check_identity(path, identity)
+    return tree
 
 
 def read_npz_meta(path: str | Path) -> dict:
@@ -253,6 +330,18 @@ def read_csv_checked(
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         detail = " ".join(str(error).split())
         raise unreadable(path, f"not a readable CSV table ({detail})", hint) from error
+    identity = None
+    per_seed = file_identity(path) is not None
+    if per_seed and set(IDENTITY_COLUMNS) <= set(frame.columns) and len(frame):
+        identity = {}
+        for column in IDENTITY_COLUMNS:
+            values = frame[column].unique()
+            if len(values) != 1:
+                shown = ", ".join(map(str, values[:3]))
+                raise unreadable(path, f"one seed's file holds several {column}s ({shown})", hint)
+            identity[column] = values[0]
+    if per_seed:
+        check_identity(path, identity, None if identity else stamp_command(path))
     if columns and list(frame.columns) not in [list(c) for c in columns]:
         wanted = " or ".join(",".join(c) for c in columns)
         raise unreadable(
@@ -264,6 +353,24 @@ def read_csv_checked(
             lines = ", ".join(str(i + 2) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
             raise unreadable(path, f"no {column} value on line {lines} (cut short?)", hint)
     return frame
+
+
+# The columns by which a per-seed CSV (metrics.csv, losses.csv) says whose it is.
+IDENTITY_COLUMNS = ("experiment", "arch", "seed")
+
+
+def read_seed_json(path: str | Path) -> dict:
+    """A seed's ``meta.json`` as a dict, its experiment, arch and seed checked against ``path``
+    (:func:`check_identity`); :class:`UnreadableFile` naming it if it is not a JSON object."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as error:
+        raise unreadable(path, f"not JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise unreadable(path, f"a JSON {type(meta).__name__}, not an object")
+    check_identity(path, meta if "experiment" in meta else None)
+    return meta
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -351,3 +458,71 @@ def environment_info() -> dict:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
     }
+
+
+def stamp_identity(path: str | Path) -> str:
+    """Record in a per-seed file written before files recorded whose they are the identity its
+    path gives (:func:`file_identity`), keeping its modification time so that Snakemake reruns
+    nothing; the run fingerprint is recorded as 'unrecorded'. Returns what was done. A file
+    that already records an identity is left as it is (and checked)."""
+    path = Path(path)
+    expected = file_identity(path)
+    if expected is None:
+        layout = "<experiment>/<arch>/seed<s>/<file> or <experiment>/data/seed<s>.npz"
+        raise ValueError(f"{path}: not a per-seed file of the pipeline's layout ({layout})")
+    times = path.stat()
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        if any(k.startswith(f"{IDENTITY}/") for k in arrays):
+            load_tree(path)
+            return f"{path}: records its identity already"
+        identity = {**expected, **({"run": "unrecorded"} if "arch" in expected else {})}
+        for key, value in identity.items():
+            arrays[f"{IDENTITY}/{key}"] = np.asarray(value if isinstance(value, int) else value)
+        _atomic_savez(path, arrays)
+    elif path.suffix == ".csv":
+        lines = path.read_text().splitlines()
+        if lines and lines[0].split(",")[:3] == list(IDENTITY_COLUMNS):
+            read_csv_checked(path)
+            return f"{path}: records its identity already"
+        who = f"{expected['experiment']},{expected['arch']},{expected['seed']}"
+        text = "\n".join([",".join(IDENTITY_COLUMNS) + "," + lines[0]]
+                         + [f"{who},{line}" for line in lines[1:]]) + "\n"  # fmt: skip
+        write_text(path, text)
+    elif path.suffix == ".json":
+        read_seed_json(path)
+        return f"{path}: records its identity already (experiment, arch, seed)"
+    else:
+        raise ValueError(f"{path}: not an .npz, .csv or .json file")
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    return f"{path}: identity {_shown(expected)} recorded (modification time kept)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nmrnn.io --stamp FILE [FILE ...]``: :func:`stamp_identity` of each file."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m nmrnn.io", description=main.__doc__)
+    parser.add_argument(
+        "--stamp",
+        nargs="+",
+        metavar="FILE",
+        required=True,
+        help="per-seed files to record their identity in, from their paths",
+    )
+    args = parser.parse_args(argv)
+    for path in args.stamp:
+        try:
+            print(stamp_identity(path))
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from nmrnn.io import main as _package_main  # the package's module (see nmrnn.config)
+
+    raise SystemExit(_package_main())

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from nmrnn.io import (
+    check_identity,
     environment_info,
     json_text,
     load_task_data,
     load_tree,
     read_csv_checked,
     read_npz_meta,
+    regenerate_command,
     save_tree,
     training_time,
     unreadable,
@@ -92,6 +94,7 @@ def train_block(
         "compile_s": result.compile_s,
         "resumed_from_step": result.resumed_from,
         "seeds_in_job": len(seeds),
+        "run": result.fingerprint,
         **environment_info(),
     }
     block = {
@@ -143,6 +146,13 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
     except ValueError as error:
         raise unreadable(block_file, f"its metadata is not JSON ({error})") from error
     meta["seed"] = seed
+    # Whose files these are: checked against the paths they are written to (a block copied from
+    # another experiment or architecture is refused here) and, by every reader, against theirs.
+    identity = {"experiment": meta.get("experiment"), "arch": meta.get("arch"), "seed": seed}
+    for out in (params_out, meta_out, losses_out):
+        check_identity(out, identity, regenerate_command(block_file))
+    identity["run"] = meta.get("run") or "unrecorded"
+    meta["run"] = identity["run"]
     validation = None
     if "selected_params" in block:
         variables["selected_params"] = {
@@ -163,14 +173,15 @@ def export_seed(block_file: str, seed: int, params_out: str, meta_out: str, loss
         raise ValueError(
             f"{block_file}: {validation.size} validation entries for {losses.size} steps"
         )
-    lines = ["step,loss" if validation is None else "step,loss,validation_loss"]
+    lines = ["experiment,arch,seed,step,loss" + ("" if validation is None else ",validation_loss")]
+    who = f"{identity['experiment']},{identity['arch']},{seed}"
     for step, value in enumerate(losses):
-        line = f"{step},{value:.7g}"
+        line = f"{who},{step},{value:.7g}"
         if validation is not None:  # empty where no validation loss was computed
             checked = validation[step]
             line += f",{checked:.7g}" if np.isfinite(checked) else ","
         lines.append(line)
-    save_tree(params_out, variables)
+    save_tree(params_out, variables, identity)
     write_json(meta_out, meta)
     write_text(losses_out, "\n".join(lines) + "\n")
 
@@ -319,7 +330,14 @@ def curves_table(
     write_csv(output, pd.DataFrame(rows, columns=columns), index=False, float_format="%.6g")
 
 
-LOSS_COLUMNS = (("step", "loss"), ("step", "loss", "validation_loss"))
+# As export_seed writes them (whose curve first); a curve outside the results layout may lack
+# those columns (a file in the layout may not: nmrnn.io.check_identity).
+LOSS_COLUMNS = (
+    ("experiment", "arch", "seed", "step", "loss"),
+    ("experiment", "arch", "seed", "step", "loss", "validation_loss"),
+    ("step", "loss"),
+    ("step", "loss", "validation_loss"),
+)
 
 
 def _check_steps(path: str, found, expected: int | None, experiment: str, arch: str) -> None:

@@ -171,6 +171,9 @@ class TrainResult(NamedTuple):
     # Training time over every attempt: this call's wall time plus what earlier attempts had
     # spent up to their last checkpoint (None: resumed from a checkpoint that did not record it).
     total_s: float | None = None
+    # The run's fingerprint (:func:`run_fingerprint`; None when no checkpoint was requested):
+    # what the per-seed files of the run record as theirs.
+    fingerprint: str | None = None
 
 
 def trainable_mask(model: nn.Module, params: Mapping[str, Any], trainable: str) -> dict:
@@ -721,7 +724,9 @@ def train(
     wall = time.perf_counter() - start
     total_s = None if earlier_s is None else earlier_s + wall
     if best is None:
-        return TrainResult(final, losses, wall, compile_s, resumed_from, total_s=total_s)
+        return TrainResult(
+            final, losses, wall, compile_s, resumed_from, total_s=total_s, fingerprint=protocol
+        )
     chosen = {"params": jax.device_get(best["params"]), "constants": final["constants"]}
     return TrainResult(
         final,
@@ -733,6 +738,7 @@ def train(
         chosen,
         np.asarray(best["step"]),
         total_s,
+        protocol,
     )
 
 

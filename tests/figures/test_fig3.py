@@ -15,7 +15,7 @@ from nmrnn.architectures import build_model
 from nmrnn.figures.fig3 import analyse as fig3
 from nmrnn.figures.fig3 import claims as claims3
 from nmrnn.figures.fig3.plot import plot as fig3_plot
-from nmrnn.io import load_tree, save_tree, taskdata_tree
+from nmrnn.io import file_identity, load_tree, save_tree, taskdata_tree
 from nmrnn.tasks import mwg
 from nmrnn.tasks.common import TaskData
 
@@ -189,12 +189,12 @@ def tiny_run(tmp_path_factory, pipeline_files):
     exp = experiments["mwg"]
     for seed in range(exp["seeds"]):
         data = ex.make_task_data(exp, "mwg", seed)
-        save_tree(root / "mwg" / "data" / f"seed{seed}.npz",
-                  {k: taskdata_tree(v) for k, v in data.items()})  # fmt: skip
+        path = root / "mwg" / "data" / f"seed{seed}.npz"
+        save_tree(path, {k: taskdata_tree(v) for k, v in data.items()}, file_identity(path))
         for arch in exp["archs"]:
             model = build_model(ex.model_settings(experiments, "mwg", arch))
-            save_tree(root / "mwg" / arch / f"seed{seed}" / "params.npz",
-                      _random_variables(model, 10 * seed + len(arch)))  # fmt: skip
+            path = root / "mwg" / arch / f"seed{seed}" / "params.npz"
+            save_tree(path, _random_variables(model, 10 * seed + len(arch)), file_identity(path))
     return experiments, root, fig3.analyse(experiments, pipeline_files(experiments, root))
 
 

@@ -17,7 +17,7 @@ from nmrnn.architectures import build_model
 from nmrnn.figures.fig4 import analyse as an
 from nmrnn.figures.fig4 import claims as claims4
 from nmrnn.figures.fig4 import plot as pl
-from nmrnn.io import load_tree, save_tree, taskdata_tree
+from nmrnn.io import file_identity, load_tree, save_tree, taskdata_tree
 from nmrnn.tasks import multitask as mt
 from nmrnn.tasks.common import TaskData
 
@@ -205,11 +205,13 @@ def _write_untrained_run(exps, root: Path):
     for seed in range(2):
         for name, data in (("multitask", first), ("multitask_transfer", second)):
             tree = {"train": taskdata_tree(data), "test": taskdata_tree(data)}
-            save_tree(root / name / "data" / f"seed{seed}.npz", tree)
+            path = root / name / "data" / f"seed{seed}.npz"
+            save_tree(path, tree, file_identity(path))
         for arch in exps["multitask"]["archs"]:
             model = build_model(ex.model_settings(exps, "multitask", arch))
             v = _random_variables(model, 6, rng)
-            save_tree(root / "multitask" / arch / f"seed{seed}" / "params.npz", v)
+            path = root / "multitask" / arch / f"seed{seed}" / "params.npz"
+            save_tree(path, v, file_identity(path))
             inputs = set(model.PARAM_GROUPS["inputs"])
             wide = {
                 k: np.concatenate([a, np.full(a.shape[:-1] + (1,), 0.1)], -1)
@@ -217,8 +219,8 @@ def _write_untrained_run(exps, root: Path):
                 else a
                 for k, a in v["params"].items()
             }
-            save_tree(root / "multitask_transfer" / arch / f"seed{seed}" / "params.npz",
-                      {**v, "params": wide})  # fmt: skip
+            path = root / "multitask_transfer" / arch / f"seed{seed}" / "params.npz"
+            save_tree(path, {**v, "params": wide}, file_identity(path))
 
 
 def _fake_metrics(exps) -> pd.DataFrame:

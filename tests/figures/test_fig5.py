@@ -17,7 +17,7 @@ from nmrnn.architectures import build_model
 from nmrnn.figures.fig5 import analyse as fig5
 from nmrnn.figures.fig5 import claims as claims5
 from nmrnn.figures.fig5 import plot as plot5
-from nmrnn.io import load_tree, save_tree, taskdata_tree
+from nmrnn.io import file_identity, load_tree, save_tree, taskdata_tree
 from nmrnn.tasks import eft
 
 CONFIGS = ("nmrnn_5_18_8", "nmrnn_10_14_5")
@@ -173,8 +173,8 @@ def _write_run(root, experiments, selection: bool, pipeline_files):
     exp = experiments["eft"]
     for seed in range(exp["seeds"]):
         data = ex.make_task_data(exp, "eft", seed)
-        save_tree(root / "eft" / "data" / f"seed{seed}.npz",
-                  {k: taskdata_tree(v) for k, v in data.items()})  # fmt: skip
+        path = root / "eft" / "data" / f"seed{seed}.npz"
+        save_tree(path, {k: taskdata_tree(v) for k, v in data.items()}, file_identity(path))
         for i, arch in enumerate(exp["archs"]):
             model = build_model(ex.model_settings(experiments, "eft", arch))
             folder = root / "eft" / arch / f"seed{seed}"
@@ -183,16 +183,17 @@ def _write_run(root, experiments, selection: bool, pipeline_files):
             if selection:
                 chosen = _random_variables(model, 1000 + 10 * seed + i)
                 variables["selected_params"] = {k: 0.1 * v for k, v in chosen["params"].items()}
-                lines = "".join(f"{t},{v:.6g},{v + 1 if t % 10 == 9 else ''}\n"
+                lines = "".join(f"eft,{arch},{seed},{t},{v:.6g},{v + 1 if t % 10 == 9 else ''}\n"
                                 for t, v in enumerate(loss))  # fmt: skip
-                header = "step,loss,validation_loss\n"
+                header = "experiment,arch,seed,step,loss,validation_loss\n"
             else:
-                lines = "".join(f"{t},{v:.6g}\n" for t, v in enumerate(loss))
-                header = "step,loss\n"
-            save_tree(folder / "params.npz", variables)
+                lines = "".join(f"eft,{arch},{seed},{t},{v:.6g}\n" for t, v in enumerate(loss))
+                header = "experiment,arch,seed,step,loss\n"
+            save_tree(folder / "params.npz", variables, file_identity(folder / "params.npz"))
             (folder / "losses.csv").write_text(header + lines)
             if selection:
-                (folder / "meta.json").write_text(json.dumps({"selected_step": 100 + i}))
+                meta = {"experiment": "eft", "arch": arch, "seed": seed, "selected_step": 100 + i}
+                (folder / "meta.json").write_text(json.dumps(meta))
     return experiments, root, fig5.analyse(experiments, pipeline_files(experiments, root))
 
 

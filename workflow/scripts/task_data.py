@@ -6,5 +6,7 @@ from nmrnn.runtime import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):
-    data = make_task_data(sm.params.experiment, sm.wildcards.experiment, int(sm.wildcards.seed))
-    save_tree(sm.output[0], {k: taskdata_tree(v) for k, v in data.items()})
+    experiment, seed = sm.wildcards.experiment, int(sm.wildcards.seed)
+    data = make_task_data(sm.params.experiment, experiment, seed)
+    tree = {k: taskdata_tree(v) for k, v in data.items()}
+    save_tree(sm.output[0], tree, identity={"experiment": experiment, "seed": seed})

@@ -25,8 +25,6 @@ queried element arrives at t = q + 1 and is scored at t = 25.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from nmrnn import experiments as ex
 from nmrnn.architectures import build_model, parameter_count
 from nmrnn.figures.common import RunFiles, bin_curve, jnp_tree, pca, runner
 from nmrnn.figures.fig5.claims import EXPERIMENT, best_of
-from nmrnn.io import load_tree, tree_taskdata
+from nmrnn.io import load_tree, read_csv_checked, read_seed_json, tree_taskdata
 from nmrnn.tasks import eft
 from nmrnn.tasks.common import selected_variables, trial_mse
 
@@ -131,12 +129,12 @@ def strongest_switching_gain(s: np.ndarray, queries: Sequence[int]) -> int:
 
 def read_losses(path: str | Path, column: str = "loss") -> np.ndarray | None:
     """One column of a ``losses.csv`` per step (``loss``: training loss; ``validation_loss``:
-    NaN where not computed); None if the file has no such column."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if column not in (reader.fieldnames or ()):
-            return None
-        return np.array([float(r[column]) if r[column] else np.nan for r in reader])
+    NaN where not computed); None if the file has no such column. Whose curve it is is checked
+    against ``path`` (:func:`nmrnn.io.read_csv_checked`)."""
+    frame = read_csv_checked(path)
+    if column not in frame.columns:
+        return None
+    return frame[column].to_numpy(float)
 
 
 # ---------------------------------------------------------------------------------- dynamics
@@ -313,8 +311,8 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
             selected = selected_variables(variables)
             if selected is not None:
                 chosen.append(_test_mse(run, selected, tests[s]))
-                meta = Path(files.file(EXPERIMENT, arch, s, "meta")).read_text()
-                chosen_step.append(json.loads(meta)["selected_step"])
+                meta = read_seed_json(files.file(EXPERIMENT, arch, s, "meta"))
+                chosen_step.append(meta["selected_step"])
                 checks.append(bin_curve(read_losses(losses, "validation_loss"), N_CURVE_POINTS)[1])
         mse[arch] = np.asarray(vals)
         length = min(len(c[0]) for c in curves)
