@@ -381,3 +381,56 @@ def test_case9_an_old_file_says_how_to_migrate_and_stamping_keeps_its_time(tmp_p
     assert path.stat().st_mtime == 1_000_000_000
     assert load_tree(path)["params"]["w"].tolist() == [1, 1, 1]
     assert losses.read_text().splitlines()[1] == "mwg,lstm,0,0,1.5"
+
+
+# ------------------------------------------------------------------ case 11: the package API
+
+
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"tau_x": "10"}, "tau_x"),
+        ({"tau_x": math.inf}, "tau_x"),
+        ({"tau_z": math.nan}, "tau_z"),
+        ({"N": 16.0}, "N"),
+        ({"feedback": "yes"}, "feedback"),
+        ({"readout_bias": 1}, "readout_bias"),
+        ({"x_inputs": "2"}, "x_inputs"),
+        ({"x_inputs": 0}, "x_inputs"),
+        ({"init_scheme": 3}, "init_scheme"),
+    ],
+)
+def test_case11_nmrnn_arguments_checked_where_they_enter(kwargs, named):
+    from nmrnn.models import NMRNN
+
+    settings = {"N": 16, "M": 3, "K": 2, "O": 1, **kwargs}
+    with pytest.raises(ValueError, match=named) as err:
+        NMRNN(**settings)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["VanillaRNN", "LRRNN"])
+def test_case11_baselines_refuse_infinite_and_text_time_constants(model):
+    import nmrnn.models as models
+
+    cls = getattr(models, model)
+    extra = {"K": 2} if model == "LRRNN" else {}
+    for bad in ("10", math.inf, -1.0):
+        with pytest.raises(ValueError, match="tau_x"):
+            cls(N=8, O=1, tau_x=bad, **extra)
+    cls(N=8, O=1, tau_x=np.float32(5.0), **extra)  # a numpy number is a number
+
+
+def test_case11_masked_mse_mask_non_negative_with_positive_sum():
+    import jax.numpy as jnp
+
+    from nmrnn.tasks.common import masked_mse
+
+    y = jnp.ones((1, 2, 1))
+    with pytest.raises(ValueError, match="negative"):
+        masked_mse(y, 0 * y, jnp.asarray([[[1.0], [-1.0]]]))
+    with pytest.raises(ValueError, match="negative"):
+        masked_mse(y, 0 * y, jnp.asarray([[[2.0], [-1.0]]]))
+    with pytest.raises(ValueError, match="not finite"):
+        masked_mse(y, 0 * y, jnp.asarray([[[1.0], [jnp.nan]]]))
+    assert float(masked_mse(y, 0 * y, jnp.asarray([[[1.0], [0.0]]]))) == 1.0

@@ -6,6 +6,7 @@ fast; see :mod:`nmrnn.models`)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from nmrnn.lowrank import check_options
@@ -93,16 +95,52 @@ def check_size(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
+def _is_number(value: Any) -> bool:
+    """A real number (Python or numpy, or a 0-d numeric array), not a bool or a text."""
+    if isinstance(value, bool | np.bool_ | str | bytes):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    return np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iuf"
+
+
 def check_time_constant(owner: str, name: str, value: Any) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is a positive number (in steps)."""
+    """Raise a ValueError naming ``name`` unless ``value`` is a finite positive number (in
+    steps): a text ('10') would fail later inside the time loop, an infinite one freezes the
+    state."""
     if isinstance(value, jax.core.Tracer):
         return
-    try:
-        positive = not isinstance(value, bool) and float(value) > 0
-    except (TypeError, ValueError):
-        positive = False
-    if not positive:
-        raise ValueError(f"{owner}: {name} must be a positive number of steps, got {value!r}")
+    if not (_is_number(value) and math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(
+            f"{owner}: {name} must be a positive number of steps (finite), got {value!r}"
+        )
+
+
+# The other settings' types, by the annotation of the model's field (sizes and time constants
+# have their own checks): a wrong type is refused where it enters, not deep in the time loop.
+_FIELD_TYPES = {
+    "bool": ("True or False", lambda v: isinstance(v, bool | np.bool_)),
+    "str": ("a text", lambda v: isinstance(v, str)),
+    "int | None": (
+        "a positive integer or None",
+        lambda v: (
+            v is None
+            or (isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_) and v >= 1)
+        ),
+    ),
+}
+
+
+def check_field_types(module: nn.Module, owner: str) -> None:
+    """Raise a ValueError naming the field of ``module`` whose value is not of its annotated
+    kind (:data:`_FIELD_TYPES`)."""
+    for field in dataclasses.fields(module):
+        kind = _FIELD_TYPES.get(str(field.type))
+        if kind is None or field.name in ("parent", "name"):
+            continue
+        value = getattr(module, field.name)
+        if not kind[1](value):
+            raise ValueError(f"{owner}: {field.name} must be {kind[0]}, got {value!r}")
 
 
 def check_low_rank_options(owner: str, normalisation: str, qr_sign: str) -> None:
@@ -148,6 +186,7 @@ def check_settings(module: nn.Module, owner: str | None = None) -> None:
     for name in ("tau_x", "tau_z"):
         if name in fields:
             check_time_constant(owner, name, getattr(module, name))
+    check_field_types(module, owner)
     if "normalisation" in fields:
         check_low_rank_options(owner, module.normalisation, module.qr_sign)
     check_gradient_setting(owner, module.gradient)

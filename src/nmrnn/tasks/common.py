@@ -51,8 +51,9 @@ def masked_mse(outputs: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.A
 
     Raises:
         ValueError: the shapes differ (the message names the argument that is off), or the mask is
-            a concrete array with no nonzero entry (the mean over no entries is undefined). A traced
-            mask (inside jit/vmap/grad) cannot be checked by value and is not.
+            a concrete array with a negative or non-finite entry or no nonzero entry (the mean
+            over no entries is undefined). A traced mask (inside jit/vmap/grad) cannot be checked
+            by value and is not.
     """
     shapes = {"outputs": jnp.shape(outputs), "targets": jnp.shape(targets), "mask": jnp.shape(mask)}
     if len(set(shapes.values())) > 1:
@@ -69,11 +70,20 @@ def masked_mse(outputs: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.A
             "outputs, targets and mask must all be (batch, time, O)"
         )
     # numpy, not jnp: under jit a jnp reduction of even a concrete mask would be traced.
-    if not isinstance(mask, jax.core.Tracer) and not np.any(np.asarray(mask) != 0):
-        raise ValueError(
-            "masked_mse: mask has no nonzero entry, so the masked mean is undefined (0/0); "
-            "at least one target entry must count in the loss"
-        )
+    if not isinstance(mask, jax.core.Tracer):
+        weights = np.asarray(mask, dtype=np.float64)
+        if not np.all(np.isfinite(weights)):
+            raise ValueError("masked_mse: mask is not finite (NaN or infinite entries)")
+        if np.any(weights < 0):
+            raise ValueError(
+                "masked_mse: mask has negative entries; a mask weighs target entries, "
+                "so it is non-negative (1 counts an entry, 0 leaves it out)"
+            )
+        if not np.any(weights != 0):
+            raise ValueError(
+                "masked_mse: mask has no nonzero entry, so the masked mean is undefined (0/0); "
+                "at least one target entry must count in the loss"
+            )
     mask = jnp.asarray(mask, dtype=outputs.dtype)
     return jnp.sum(mask * (outputs - targets) ** 2) / jnp.sum(mask)
 
