@@ -434,3 +434,45 @@ def test_case11_masked_mse_mask_non_negative_with_positive_sum():
     with pytest.raises(ValueError, match="not finite"):
         masked_mse(y, 0 * y, jnp.asarray([[[1.0], [jnp.nan]]]))
     assert float(masked_mse(y, 0 * y, jnp.asarray([[[1.0], [0.0]]]))) == 1.0
+
+
+# ------------------------------------------------------------------ hostile pass: folders, sizes
+
+
+@pytest.mark.parametrize(
+    "top, named",
+    [
+        ({"results_dir": "out", "figures_dir": "out"}, "results_dir"),
+        ({"results_dir": "figures/res"}, "inside figures_dir"),
+        ({"results_dir": ".."}, "folder holding it"),
+        ({"figures_dir": "src"}, "'src'"),
+        ({"results_dir": "workflow/res"}, "'workflow'"),
+        ({"results_dir": ".git"}, "'.git'"),
+        ({"protocols": {"output_dir": "tests/out"}}, "'tests'"),
+        ({"reference_testset": "~/testset"}, "reference_testset"),
+        ({"reference_testset": "no/such/folder"}, "reference_testset"),
+    ],
+)
+def test_hostile_folders_refused(top, named):
+    assert named in the_error(mwg_only(**top))
+
+
+def test_hostile_figures_inside_results_still_allowed():
+    # The smoke profile's layout: results/smoke with its figures under it.
+    validate(mwg_only(results_dir="results/smoke", figures_dir="results/smoke/figures"))
+
+
+@pytest.mark.parametrize("tau", [0.5, 1e-300])
+def test_hostile_time_constant_below_one_step(tau):
+    config = mwg_only()
+    config["experiments"]["mwg"]["archs"]["nmrnn"]["settings"]["tau_x"] = tau
+    assert "at least 1" in the_error(config)
+
+
+@pytest.mark.parametrize("top, steps", [({"step_scale": 1e300}, None), ({}, 10**12)])
+def test_hostile_step_counts_that_cannot_be_kept(top, steps):
+    config = mwg_only(**top)
+    if steps:
+        config["experiments"]["mwg"]["archs"]["nmrnn"]["stages"][0]["steps"] = steps
+    message = the_error(config)
+    assert "stages" in message and "steps" in message and len(message) < 400

@@ -90,6 +90,7 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
     schema["$defs"]["arch"]["properties"]["model"]["enum"] = list(MODELS)
     config = _without_removed(copy.deepcopy(dict(config)))
     _check_finite(config)
+    testset_given = "reference_testset" in config
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
     if errors:
@@ -99,6 +100,12 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
         deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
         raise ConfigError(_describe(names[0] if names else deepest))
     _check_semantics(config)
+    if testset_given and not Path(config["reference_testset"]).is_dir():
+        raise ConfigError(
+            f"reference_testset: {config['reference_testset']!r} is not a folder here (it would "
+            f"be skipped without a word); give the folder of the authors' test set, or remove "
+            f"the key"
+        )
     return config
 
 
@@ -129,17 +136,36 @@ def _without_removed(config: dict) -> dict:
     return config
 
 
+# Folders of the project itself (code, settings, git): never a place for generated files.
+PROJECT_FOLDERS = (".git", ".snakemake", "src", "workflow", "tests", "profiles", "envs", "docs")
+
+
 def _check_semantics(config: dict) -> None:
     folders = {key: config[key] for key in ("results_dir", "figures_dir")}
     folders["protocols.output_dir"] = config.get("protocols", {}).get("output_dir", "figures")
     for key, folder in folders.items():
         _check_written_out(key, str(folder))
         folder = str(folder).strip()
-        if folder.rstrip("/") in ("", ".") or Path(folder).resolve() == Path("/").resolve():
+        resolved = Path(folder).resolve()
+        if folder.rstrip("/") in ("", ".") or resolved in (Path.cwd(), *Path.cwd().parents):
             raise ConfigError(
-                f"{key}: {folder!r} would write into the filesystem root or the working "
-                f"directory itself; name a folder such as 'results'"
+                f"{key}: {folder!r} would write into the filesystem root, the working directory "
+                f"or a folder holding it; name a folder such as 'results'"
             )
+        for own in PROJECT_FOLDERS:
+            if resolved == Path(own).resolve() or Path(own).resolve() in resolved.parents:
+                raise ConfigError(
+                    f"{key}: {folder!r} is inside the project's own folder {own!r} (code, "
+                    f"settings or git); name a folder such as 'results'"
+                )
+    results, figures = (Path(str(config[k]).strip()).resolve() for k in folders if k[0] != "p")
+    if results == figures or figures in results.parents:
+        raise ConfigError(
+            f"results_dir: {config['results_dir']!r} is {'' if results == figures else 'inside '}"
+            f"figures_dir {config['figures_dir']!r}: parameters, checkpoints and logs would land "
+            f"among the figures (committed to git); give results_dir a folder of its own"
+        )
+    _check_written_out("reference_testset", str(config["reference_testset"]))
     exps = config["experiments"]
     for name, exp in exps.items():
         where = f"experiments.{name}"
@@ -153,9 +179,10 @@ def _check_semantics(config: dict) -> None:
                         f"{where}.match_reference: {ref!r} is not an architecture of {name}"
                     )
         get_task(exp["task"]).check(exps, name)  # pretrained, select_best, data, ...
+    scaled = scaled_experiments(config)
     for name in exps:
         check_experiment(exps, name)
-        check_memory(exps, name, config["seeds_per_job"])
+        check_memory(scaled, name, config["seeds_per_job"])
     _check_protocols(config)
 
 

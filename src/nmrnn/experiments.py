@@ -356,7 +356,8 @@ def memory_estimate(
     float32 copies of its parameters (the parameters, gradients, Adam's two moments, the update
     and the new parameters on the device; the two host copies a checkpoint is written from) and
     4 float32 numbers per unit, time step and trial of its largest set of trials (the states kept
-    for the backward pass and their gradients; evaluation runs a whole test set at once).
+    for the backward pass and their gradients; evaluation runs a whole test set at once), plus
+    two per training step (its loss and validation loss, kept for the curves).
     ``trial_steps``: :func:`largest_trial_steps` of the experiment, if known."""
     exp = experiments[experiment]
     source = exp.get("pretrained", experiment)
@@ -365,8 +366,10 @@ def memory_estimate(
     width = int(model_settings(experiments, experiment, arch)["N"])
     if experiments[source]["archs"][arch]["model"] == "lstm":
         width *= 2  # a hidden and a cell state
+    # The losses (and validation losses) of every step are kept for the loss curves.
+    steps = sum(int(stage["steps"]) for stage in experiments[experiment]["archs"][arch]["stages"])
     per_seed = 8 * n_parameters(experiments, experiment, arch) + 4 * trial_steps * width
-    return 4 * per_seed * seeds_per_job
+    return 4 * (per_seed + 2 * steps) * seeds_per_job
 
 
 def machine_memory() -> int | None:
@@ -391,6 +394,13 @@ def check_memory(experiments: Mapping[str, Any], experiment: str, seeds_per_job:
         need = memory_estimate(experiments, experiment, arch, seeds_per_job, trial_steps)
         if need > available:
             n = model_settings(experiments, experiment, arch)["N"]
+            steps = sum(int(st["steps"]) for st in exp["archs"][arch]["stages"])
+            if 8 * steps * seeds_per_job > available / 2:
+                raise ConfigError(
+                    f"experiments.{experiment}.archs.{arch}.stages: {steps:.3g} steps (after "
+                    f"step_scale) keep {8 * steps * seeds_per_job / 1e9:.3g} GB of losses per "
+                    f"job but this machine has {available / 1e9:.1f} GB of memory; fewer steps"
+                )
             raise ConfigError(
                 f"experiments.{source}.archs.{arch}.settings.N: N = {n} needs about "
                 f"{need / 1e9:.1f} GB per training job ({seeds_per_job} seeds, seeds_per_job) "

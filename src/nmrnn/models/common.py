@@ -114,6 +114,12 @@ def check_time_constant(owner: str, name: str, value: Any) -> None:
         raise ValueError(
             f"{owner}: {name} must be a positive number of steps (finite), got {value!r}"
         )
+    if float(value) < 1:
+        # The Euler step moves the state by 1/tau of the way: past its target for tau < 1.
+        raise ValueError(
+            f"{owner}: {name} must be a positive number of steps of at least 1 (a step moves "
+            f"the state 1/{name} of the way to its target, past it below 1), got {value!r}"
+        )
 
 
 # The other settings' types, by the annotation of the model's field (sizes and time constants
