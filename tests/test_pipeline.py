@@ -55,6 +55,15 @@ def test_smoke_run_makes_every_figure(smoke_repo):
     provenance = json.loads((figures / "PROVENANCE.json").read_text())
     assert provenance["training_wall_s_sum"] > 0
     assert provenance["training_blocks_last_attempt_only"] == 0  # every job's time recorded
+    # the run's own wall time, from its one invocation, and one commit for all its training
+    run = provenance["run"]
+    assert len(run["invocations"]) == 1 and run["invocations_without_end"] == 0
+    assert run["run_wall_s"] > 0 and run["invocations"][0]["cores"] >= 1
+    assert run["idle_core_s"] == pytest.approx(
+        run["run_wall_s"] * run["invocations"][0]["cores"] - provenance["training_wall_s_sum"],
+        abs=0.2,
+    )
+    assert len(provenance["training_commits"]) == 1
     # EFT: final and validation-selected parameters scored; curves with validation losses
     eft = pd.read_csv(figures / "metrics" / "eft.csv")
     assert set(eft["checkpoint"]) == {"final", "selected"}

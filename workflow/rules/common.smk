@@ -9,6 +9,7 @@ from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config
 from nmrnn.figures import REGISTRY
 from nmrnn.steps import run_steps
+from nmrnn import invocations
 
 try:
     _checked = validate_config(
@@ -21,6 +22,25 @@ config.update(_checked)
 
 EXPERIMENTS = scaled_experiments(config)
 RESULTS = config["results_dir"].rstrip("/")
+
+
+# Each real invocation (never a dry run) records its start, cores and end in the results
+# folder: the run's wall time and idle core time in PROVENANCE.json (nmrnn.invocations).
+INVOCATIONS = f"{RESULTS}/invocations.jsonl"
+
+
+onstart:
+    invocations.record(INVOCATIONS, "start", workflow.cores)
+
+
+onsuccess:
+    invocations.record(INVOCATIONS, "end", ok=True)
+
+
+onerror:
+    invocations.record(INVOCATIONS, "end", ok=False)
+
+
 FIGURES = config["figures_dir"].rstrip("/")
 # The figures, the experiments each draws and the metrics table each feeds: from the package's
 # registry (nmrnn.figures.REGISTRY), the one place they are written.

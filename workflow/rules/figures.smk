@@ -49,6 +49,7 @@ rule provenance:
         f"{ENVS}/cpu.yaml"
     params:
         config=canonical(config),
+        invocations=INVOCATIONS,
     script:
         "../scripts/provenance.py"
 
