@@ -476,3 +476,36 @@ def test_hostile_step_counts_that_cannot_be_kept(top, steps):
         config["experiments"]["mwg"]["archs"]["nmrnn"]["stages"][0]["steps"] = steps
     message = the_error(config)
     assert "stages" in message and "steps" in message and len(message) < 400
+
+
+# ------------------------------------------------------------------ hostile pass: API and CLI
+
+
+def test_hostile_optimizer_infinite_weight_decay_and_clip():
+    from nmrnn.training import Optimizer
+
+    with pytest.raises(ValueError, match="weight_decay must be finite"):
+        Optimizer(weight_decay=math.inf)
+    with pytest.raises(ValueError, match="clip must be positive and finite"):
+        Optimizer(clip=math.inf)
+
+
+def test_hostile_build_model_from_a_list():
+    from nmrnn.architectures import build_model
+
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        build_model(["vanilla"])
+
+
+def test_hostile_binary_config_file_is_one_line(tmp_path):
+    f = tmp_path / "b.yaml"
+    f.write_bytes(b"\xff\xfe\x00garbage")
+    run = run_checker(f)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "UTF-8" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_hostile_duplicate_key_on_one_line_names_columns(tmp_path):
+    f = write(tmp_path / "d.json", '{"step_scale": 0.5, "step_scale": 0.1}')
+    with pytest.raises(ConfigError, match=r"line 1, column 2 and line 1, column 21"):
+        read_yaml(f)

@@ -28,6 +28,11 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
     Raises ConfigError naming an unknown model or setting, or a setting with a bad value (the
     model's own ValueError, e.g. ``K`` not a positive integer or larger than ``N``).
     """
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"model settings must be a mapping such as {{'model': 'vanilla', 'N': 64, 'O': 1}}, "
+            f"got a {type(settings).__name__}"
+        )
     settings = dict(settings)
     kind = settings.pop("model", None)
     if kind not in MODELS:

@@ -23,6 +23,10 @@ def read_yaml(path: str | Path, allow_yte: bool = False) -> dict:
         raise ConfigError(f"config file {path}: {error}") from None
     except OSError as error:
         raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {path}: not a text file in UTF-8 (byte {error.start} cannot be read)"
+        ) from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -57,7 +61,8 @@ class _StrictLoader(yaml.SafeLoader):
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
+                mark = key_node.start_mark
+                line = f"{mark.line + 1}, column {mark.column + 1}"
                 try:
                     first = seen.get(key)
                     seen.setdefault(key, line)
