@@ -100,8 +100,10 @@ class Optimizer:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
                 raise ValueError(f"Optimizer: {name} must be a positive number, got {value!r}")
-            if not 0 < value < np.inf:
-                raise ValueError(f"Optimizer: {name} must be positive and finite, got {value!r}")
+            if not value > 0:
+                raise ValueError(f"Optimizer: {name} must be positive, got {value!r}")
+            if not np.isfinite(value):
+                raise ValueError(f"Optimizer: {name} must be finite, got {value!r}")
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, (int, float, np.number)) or not wd >= 0:
             raise ValueError(f"Optimizer: weight_decay must be a number >= 0, got {wd!r}")
