@@ -509,3 +509,11 @@ def test_hostile_duplicate_key_on_one_line_names_columns(tmp_path):
     f = write(tmp_path / "d.json", '{"step_scale": 0.5, "step_scale": 0.1}')
     with pytest.raises(ConfigError, match=r"line 1, column 2 and line 1, column 21"):
         read_yaml(f)
+
+
+def test_hostile_doctables_on_a_folder_that_is_not_the_repository(tmp_path, capsys):
+    from nmrnn.doctables import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "nowhere"), "--check"])
+    assert exit_.value.code == 2 and "not the repository" in capsys.readouterr().err

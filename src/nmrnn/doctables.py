@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     root = Path(args.root)
+    if not (root / "README.md").is_file():
+        parser.error(f"{root}: not the repository (no README.md there)")
     try:
         changed = stale(root)
         if not args.check:
