@@ -517,3 +517,22 @@ def test_hostile_doctables_on_a_folder_that_is_not_the_repository(tmp_path, caps
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "nowhere"), "--check"])
     assert exit_.value.code == 2 and "not the repository" in capsys.readouterr().err
+
+
+def test_hostile_params_trained_under_other_settings_are_named(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from nmrnn.architectures import build_model
+    from nmrnn.io import UnreadableFile, save_tree
+    from nmrnn.steps import evaluate_seed
+
+    exps = validate(mwg_only())["experiments"]
+    small = build_model({"model": "lstm", "N": 4, "O": 1})  # the config matches a larger N
+    variables = jax.tree.map(np.asarray, small.init(jax.random.key(0), jnp.zeros((1, 2, 3))))
+    params = tmp_path / "mwg" / "lstm" / "seed0" / "params.npz"
+    save_tree(params, variables, {"experiment": "mwg", "arch": "lstm", "seed": 0, "run": "x"})
+    out = tmp_path / "mwg" / "lstm" / "seed0" / "metrics.csv"
+    with pytest.raises(UnreadableFile, match=r"params\.npz: holds params/.* of shape") as err:
+        evaluate_seed(exps, "mwg", "lstm", 0, str(params), str(tmp_path / "none.npz"), str(out))
+    assert "\n" not in str(err.value) and not out.exists()

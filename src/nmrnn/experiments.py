@@ -407,3 +407,37 @@ def check_memory(experiments: Mapping[str, Any], experiment: str, seeds_per_job:
                 f"but this machine has {available / 1e9:.1f} GB of memory; choose a smaller N "
                 f"(or fewer seeds_per_job)"
             )
+
+
+def check_variables(
+    experiments: Mapping[str, Any], experiment: str, arch: str, variables: Mapping[str, Any]
+) -> str | None:
+    """What is wrong with ``variables`` (a seed's saved variables, no seed axis) for the model
+    of ``arch`` as configured in ``experiment``: a parameter missing, extra or of another shape
+    (trained under other settings); None when they fit. Checked on shapes only (no weights are
+    built)."""
+    U, _ = task_dimensions(experiments[experiment])
+    model = build_model(model_settings(experiments, experiment, arch))
+    expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, U)))
+    for collection in ("params", "constants"):
+        want = dict(_leaf_shapes(expected.get(collection, {})))
+        have = dict(_leaf_shapes(variables.get(collection, {})))
+        for name in sorted(set(want) | set(have)):
+            if name not in have:
+                return f"no {collection}/{name}"
+            if name not in want:
+                return f"{collection}/{name}, which a {type(model).__name__} as configured lacks"
+            if want[name] != have[name]:
+                return (
+                    f"{collection}/{name} of shape {have[name]} where {experiment}/{arch} as "
+                    f"configured has {want[name]}"
+                )
+    return None
+
+
+def _leaf_shapes(tree: Mapping[str, Any], prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _leaf_shapes(value, f"{prefix}{key}/")
+        else:
+            yield f"{prefix}{key}", tuple(np.shape(value))

@@ -64,6 +64,11 @@ def train_block(
         experiments[experiment].setdefault("optimizer", {})["reset_every"] = reset_optimizer_every
     data = [load_task_data(f) for f in data_files]
     pretrained = [load_tree(f) for f in pretrained_files] or None
+    source = experiments[experiment].get("pretrained")
+    for f, variables in zip(pretrained_files, pretrained or [], strict=True):
+        problem = ex.check_variables(experiments, source, arch, variables)
+        if problem:
+            raise unreadable(f, f"holds {problem} (trained under other settings)")
     settings = ex.model_settings(experiments, experiment, arch)
     log(
         f"training {experiment}/{arch} seeds {list(seeds)} on {jax.devices()[0].platform}: "
@@ -238,8 +243,12 @@ def evaluate_seed(
     limit_cpu_threads(threads)
     use_compilation_cache(compilation_cache)
     from nmrnn.evaluation import evaluate
+    from nmrnn.experiments import check_variables
 
     variables = load_tree(params_file)
+    problem = check_variables(experiments, experiment, arch, variables)
+    if problem:
+        raise unreadable(params_file, f"holds {problem} (trained under other settings)")
     data = load_task_data(data_file, splits=("test",))
     frame = evaluate(experiments, experiment, arch, seed, variables, data, reference_testset)
     write_csv(output, frame, index=False)
