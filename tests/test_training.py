@@ -593,3 +593,17 @@ def test_divergence_from_a_non_finite_batch_names_the_batch_not_the_learning_rat
     message = str(err.value)
     assert "at step 60" in message and "batch" in message and "inputs" in message
     assert "lower learning_rate" not in message
+
+
+def test_seed_axes_that_disagree_are_named_before_training():
+    variables, data, keys = initial()
+    with pytest.raises(ValueError, match=r"data_keys has shape \(2,.*seeds"):
+        run(ALL, keys=keys[:2])
+    with pytest.raises(ValueError, match=r"data\[.poison.\] has shape"):
+        run(ALL, data={**data, "poison": data["poison"][:1]})
+
+
+def test_variables_without_constants_are_named():
+    variables, data, keys = initial()
+    with pytest.raises(ValueError, match="'params' and 'constants'"):
+        run(ALL, variables={"params": variables["params"]})

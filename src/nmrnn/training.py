@@ -521,6 +521,7 @@ def train(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    _check_seed_axes(variables, data, data_keys)
     _check_finite_inputs(variables, data, selection)
     start = time.perf_counter()
     params, constants = jax.tree.map(jnp.copy, variables["params"]), variables["constants"]
@@ -758,6 +759,35 @@ def _not_finite(tree: Any, what: str) -> str | None:
             bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
             return f"{name} is not finite ({bad} of {array.size} entries NaN or infinite)"
     return None
+
+
+def _check_seed_axes(variables: Any, data: Any, data_keys: Any) -> None:
+    """``variables`` hold ``params`` and ``constants``, and every leaf of them, of ``data`` and
+    ``data_keys`` has the same leading seed axis S: one line naming the first that does not
+    (vmap would fail deep inside the program)."""
+    if not isinstance(variables, Mapping) or not {"params", "constants"} <= set(variables):
+        have = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise ValueError(f"variables must hold 'params' and 'constants' (init_seeds), got {have}")
+    leaves = jax.tree_util.tree_leaves_with_path(variables["params"])
+    if not leaves:
+        raise ValueError("variables['params'] holds no arrays")
+    S = np.shape(leaves[0][1])[:1]
+
+    def leaves_of(tree, what):
+        return [(f"{what}{jax.tree_util.keystr(p)}", leaf)
+                for p, leaf in jax.tree_util.tree_leaves_with_path(tree)]  # fmt: skip
+
+    named = leaves_of(variables["params"], "variables['params']")
+    named += leaves_of(variables["constants"], "variables['constants']")
+    named += leaves_of(data, "data") if data is not None else []
+    named.append(("data_keys", data_keys))
+    for name, leaf in named:
+        if np.shape(leaf)[:1] != S:
+            raise ValueError(
+                f"{name} has shape {np.shape(leaf)}, whose leading (seed) axis is not the "
+                f"{S[0] if S else 'missing'} seeds of {named[0][0]}; every leaf carries one "
+                f"entry per seed"
+            )
 
 
 def _check_finite_inputs(variables: Mapping[str, Any], data: Any, selection) -> None:
