@@ -536,3 +536,21 @@ def test_hostile_params_trained_under_other_settings_are_named(tmp_path):
     with pytest.raises(UnreadableFile, match=r"params\.npz: holds params/.* of shape") as err:
         evaluate_seed(exps, "mwg", "lstm", 0, str(params), str(tmp_path / "none.npz"), str(out))
     assert "\n" not in str(err.value) and not out.exists()
+
+
+def test_hostile_protocol_table_paths_written_out():
+    config = mwg_only(protocols={"tables": {"authors": "~/figures/metrics/mwg.csv"}})
+    assert "protocols.tables.authors" in the_error(config)
+
+
+def test_hostile_a_seed_outside_the_config_is_no_rule_not_a_traceback():
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "results/mwg/nmrnn/seed99/metrics.csv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode != 0
+    assert "No rule to produce results/mwg/nmrnn/seed99/metrics.csv" in run.stderr + run.stdout
+    assert "InputFunctionException" not in run.stderr + run.stdout

@@ -166,6 +166,8 @@ def _check_semantics(config: dict) -> None:
             f"among the figures (committed to git); give results_dir a folder of its own"
         )
     _check_written_out("reference_testset", str(config["reference_testset"]))
+    for name, table in config.get("protocols", {}).get("tables", {}).items():
+        _check_written_out(f"protocols.tables.{name}", str(table))
     exps = config["experiments"]
     for name, exp in exps.items():
         where = f"experiments.{name}"

@@ -64,13 +64,20 @@ def _alternatives(names):
 
 
 ALL_ARCHS = {arch for exp in EXPERIMENTS.values() for arch in exp["archs"]}
+# Seeds and seed blocks that some experiment has: a path with another ("seed99") is "no rule
+# to produce", like a typo in a name, not a traceback from an input function.
+MAX_SEEDS = max((exp["seeds"] for exp in EXPERIMENTS.values()), default=0)
+ALL_SEEDS = {str(s) for s in range(MAX_SEEDS)}
+ALL_BLOCKS = {
+    str(b) for b in range(len(seed_blocks(MAX_SEEDS, config["seeds_per_job"])))
+}
 
 
 wildcard_constraints:
     experiment=_alternatives(EXPERIMENTS),
     arch=_alternatives(ALL_ARCHS),
-    seed=r"\d+",
-    block=r"\d+",
+    seed=_alternatives(ALL_SEEDS),
+    block=_alternatives(ALL_BLOCKS),
     figure=_alternatives(FIGURE_NAMES),
     table=_alternatives(SEED_TABLES + ANALYSIS_TABLES),
 
