@@ -554,3 +554,28 @@ def test_hostile_a_seed_outside_the_config_is_no_rule_not_a_traceback():
     assert run.returncode != 0
     assert "No rule to produce results/mwg/nmrnn/seed99/metrics.csv" in run.stderr + run.stdout
     assert "InputFunctionException" not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, "2", True])
+def test_hostile_thread_limit_that_would_mean_every_core(threads):
+    from nmrnn.runtime import limit_cpu_threads
+
+    with pytest.raises(ValueError, match="threads must be"):
+        limit_cpu_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "profile", sorted(p.name for p in (ROOT / "profiles").iterdir() if p.is_dir())
+)
+def test_hostile_every_profile_passes_the_start_up_check(profile):
+    from nmrnn.overlays import config_files_of, refuse_unsafe_files
+
+    files = config_files_of(["--profile", str(ROOT / "profiles" / profile)])
+    refuse_unsafe_files(files)  # exits on a bad file
+    if files:
+        merged: dict = {}
+        from nmrnn.config import merge
+
+        for f in [ROOT / "config.yaml", *[ROOT / f for f in files]]:
+            merged = merge(merged, read_yaml(f))
+        validate(merged)

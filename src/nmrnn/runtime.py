@@ -57,11 +57,15 @@ def limit_cpu_threads(threads: int | None) -> bool:
     ``threads`` and, for one thread, keeps Eigen's matrix products unthreaded. The user's own
     ``PJRT_NPROC``/``NPROC`` or ``XLA_FLAGS`` threading flag wins; nothing is changed once
     JAX's backend has started (these are read only then). Returns whether anything was set.
+    ``threads`` None: no limit; 0, a negative number or a non-integer is a ValueError.
     """
     import os
 
-    if threads is None or threads < 1:
+    if threads is None:
         return False
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        # 0 would mean no limit at all (every core), the opposite of what was asked.
+        raise ValueError(f"threads must be None or a whole number >= 1, got {threads!r}")
     if "jax" in sys.modules:
         from jax._src import xla_bridge
 
