@@ -579,3 +579,40 @@ def test_hostile_every_profile_passes_the_start_up_check(profile):
         for f in [ROOT / "config.yaml", *[ROOT / f for f in files]]:
             merged = merge(merged, read_yaml(f))
         validate(merged)
+
+
+@pytest.mark.parametrize(
+    "t_measure, interval", [(10, 500), (10, -5), (-1, 12), (10, 0), (10.5, 12)]
+)
+def test_hostile_mwg_trials_outside_the_trial_are_refused(t_measure, interval):
+    from nmrnn.tasks import mwg
+
+    with pytest.raises(ValueError, match="mwg.trials"):
+        mwg.trials(np.array([t_measure]), np.array([interval]))
+
+
+def test_hostile_mwg_sets_too_short_for_their_ramps():
+    from nmrnn.tasks import mwg
+
+    with pytest.raises(ValueError, match="inside T = 5"):
+        mwg.training_set(T=5)
+    assert mwg.test_set().inputs.shape == (12, mwg.T, 3)  # the paper's sets fit
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda eft, k: eft.sample_batch(k, 0),
+        lambda eft, k: eft.sample_batch(k, -1),
+        lambda eft, k: eft.fixed_query_set(k, 99, 4),
+        lambda eft, k: eft.fixed_query_set(k, -1, 4),
+        lambda eft, k: eft.fixed_query_value_set(k, 3, 11, 4),
+    ],
+)
+def test_hostile_eft_sets_with_arguments_out_of_range(call):
+    import jax
+
+    from nmrnn.tasks import eft
+
+    with pytest.raises(ValueError, match="eft: "):
+        call(eft, jax.random.key(0))

@@ -7,6 +7,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pandas as pd
 
 from nmrnn.tasks.common import Task, TaskData, run, selected_variables, selects_on, trial_mse
@@ -16,6 +17,26 @@ T = N_ELEMENTS + 1  # step 0 carries the query, steps 1..25 the elements
 VALUE_MIN, VALUE_MAX = -10, 10
 # Loss of always predicting 0: E[v^2] = Var(U{-10..10}) = ((21^2 - 1) / 12) = 110/3.
 CHANCE_MSE = ((VALUE_MAX - VALUE_MIN + 1) ** 2 - 1) / 12.0
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"eft: {name} must be a whole number of trials >= 1, got {value!r}")
+
+
+def _check_query(query) -> None:
+    """A concrete query index is one of the 25 elements (a traced one cannot be checked)."""
+    if isinstance(query, jax.core.Tracer):
+        return
+    if not np.all((np.asarray(query) >= 0) & (np.asarray(query) < N_ELEMENTS)):
+        raise ValueError(f"eft: query must be an element index 0..{N_ELEMENTS - 1}, got {query!r}")
+
+
+def _check_value(value) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    if not np.all((np.asarray(value) >= VALUE_MIN) & (np.asarray(value) <= VALUE_MAX)):
+        raise ValueError(f"eft: value must be in {VALUE_MIN}..{VALUE_MAX}, got {value!r}")
 
 
 def _assemble(query: jax.Array, elements: jax.Array) -> TaskData:
@@ -34,29 +55,50 @@ def _elements(key: jax.Array, n: int) -> jax.Array:
     return jax.random.randint(key, (n, N_ELEMENTS), VALUE_MIN, VALUE_MAX + 1, dtype=jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("batch",))
 def sample_batch(key: jax.Array, batch: int = 128) -> TaskData:
     """A fresh batch: q ~ U{0..24} at t=0, elements ~ U{-10..10} at t=1..25.
 
     Returns inputs (batch, 26, 1), targets (batch, 26, 1) holding inputs[q + 1] at the last step
     (0 elsewhere), mask (batch, 26, 1) equal to 1 only at the last step; events query, value.
     """
+    _check_count("batch", batch)
+    return _sample_batch(key, batch)
+
+
+@partial(jax.jit, static_argnames=("batch",))
+def _sample_batch(key: jax.Array, batch: int = 128) -> TaskData:
+    """The jitted body of :func:`sample_batch` (arguments checked there)."""
     k_query, k_elements = jax.random.split(key)
     query = jax.random.randint(k_query, (batch,), 0, N_ELEMENTS, dtype=jnp.int32)
     return _assemble(query, _elements(k_elements, batch))
 
 
-@partial(jax.jit, static_argnames=("n",))
 def fixed_query_set(key: jax.Array, query: int, n: int) -> TaskData:
     """n trials that all query index `query` (0..24); elements random. Shapes as `sample_batch`."""
+    _check_count("n", n)
+    _check_query(query)
+    return _fixed_query_set(key, query, n)
+
+
+@partial(jax.jit, static_argnames=("n",))
+def _fixed_query_set(key: jax.Array, query: int, n: int) -> TaskData:
+    """The jitted body of :func:`fixed_query_set` (arguments checked there)."""
     query = jnp.full((n,), query, dtype=jnp.int32)
     return _assemble(query, _elements(key, n))
 
 
-@partial(jax.jit, static_argnames=("n",))
 def fixed_query_value_set(key: jax.Array, query: int, value: int, n: int) -> TaskData:
     """n trials querying index `query` whose queried element is forced to `value`; the other
     elements are random. Shapes as `sample_batch`."""
+    _check_count("n", n)
+    _check_query(query)
+    _check_value(value)
+    return _fixed_query_value_set(key, query, value, n)
+
+
+@partial(jax.jit, static_argnames=("n",))
+def _fixed_query_value_set(key: jax.Array, query: int, value: int, n: int) -> TaskData:
+    """The jitted body of :func:`fixed_query_value_set` (arguments checked there)."""
     elements = _elements(key, n).at[:, query].set(value)
     return _assemble(jnp.full((n,), query, dtype=jnp.int32), elements)
 

@@ -24,8 +24,28 @@ TEST_INTERVALS = tuple(range(4, 27, 2))
 TEST_T_MEASURE = 15
 
 
-@partial(jax.jit, static_argnames=("T",))
 def trials(t_measure, interval, T: int = T) -> TaskData:
+    """Measure-Wait-Go trials (:func:`_trials`), their times checked first when they are
+    concrete: t_m >= 0, I >= 1 and the ramp ending inside the trial (t_m + I + 15 + I < T), as
+    a trial cut off at T would train and score a ramp that never ends."""
+    if isinstance(T, bool) or not isinstance(T, int | np.integer) or T < 1:
+        raise ValueError(f"mwg.trials: T must be a whole number of steps >= 1, got {T!r}")
+    if not any(isinstance(a, jax.core.Tracer) for a in (t_measure, interval)):
+        t_m, i = np.broadcast_arrays(np.atleast_1d(t_measure), np.atleast_1d(interval))
+        end = t_m + 2 * i + GO_DELAY
+        bad = (t_m < 0) | (i < 1) | (end >= T) | (t_m != np.round(t_m)) | (i != np.round(i))
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            raise ValueError(
+                f"mwg.trials: trial {k} (t_measure {t_m[k]}, interval {i[k]}) needs whole "
+                f"t_measure >= 0 and interval >= 1 whose ramp ends inside T = {T} steps "
+                f"(t_measure + 2 interval + {GO_DELAY} < T; here {end[k]})"
+            )
+    return _trials(t_measure, interval, T)
+
+
+@partial(jax.jit, static_argnames=("T",))
+def _trials(t_measure, interval, T: int = T) -> TaskData:
     """Measure-Wait-Go trials for given measure times and intervals (vectorised over trials).
 
     t_measure, interval: (batch,) ints (scalars broadcast). Pulses of height 10 at t_m (measure),
