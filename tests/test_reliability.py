@@ -616,3 +616,24 @@ def test_hostile_eft_sets_with_arguments_out_of_range(call):
 
     with pytest.raises(ValueError, match="eft: "):
         call(eft, jax.random.key(0))
+
+
+@pytest.mark.parametrize(
+    "call, named",
+    [
+        (lambda mt, k: mt.sample_trials(k, [7]), "task ids"),
+        (lambda mt, k: mt.sample_trials(k, [-1]), "task ids"),
+        (lambda mt, k: mt.sample_trials(k, [], 4), "task ids"),
+        (lambda mt, k: mt.sample_trials(k, [0], noise_std=math.nan), "noise_std"),
+        (lambda mt, k: mt.sample_trials(k, [0], noise_std=-1.0), "noise_std"),
+        (lambda mt, k: mt.training_pool(k, 0), "n_per_task"),
+        (lambda mt, k: mt.transfer_pool(k, n=0), "n must be"),
+    ],
+)
+def test_hostile_multitask_trials_of_no_task_are_refused(call, named):
+    import jax
+
+    from nmrnn.tasks import multitask
+
+    with pytest.raises(ValueError, match=named):
+        call(multitask, jax.random.key(0))

@@ -47,7 +47,6 @@ def _uniform(key, shape, bounds_low, bounds_high):
     return bounds_low + (bounds_high - bounds_low) * jax.random.uniform(key, shape)
 
 
-@partial(jax.jit, static_argnames=("n_contexts", "T"))
 def sample_trials(
     key: jax.Array,
     task_ids,
@@ -65,6 +64,19 @@ def sample_trials(
     theta, answer (in [0, 2 pi)), t_stim_on, t_stim_off (T for delay tasks), t_go, and the
     abstract durations dur_fixation, dur_stimulus, dur_delay (0 for delay tasks), dur_response.
     """
+    _check_trial_settings(task_ids, n_contexts, noise_std)
+    return _sample_trials(key, task_ids, n_contexts, T, noise_std)
+
+
+@partial(jax.jit, static_argnames=("n_contexts", "T"))
+def _sample_trials(
+    key: jax.Array,
+    task_ids,
+    n_contexts: int = 4,
+    T: int = T,
+    noise_std: float = 0.0,
+) -> TaskData:
+    """The jitted body of :func:`sample_trials` (arguments checked there)."""
     task_ids = jnp.atleast_1d(jnp.asarray(task_ids, dtype=jnp.int32))
     n = task_ids.shape[0]
     k_theta, k_fix, k_stim, k_delay, k_resp, k_noise = jax.random.split(key, 6)
@@ -121,6 +133,26 @@ def sample_trials(
     return TaskData(inputs, targets, jnp.ones_like(targets), events)
 
 
+def _check_trial_settings(task_ids, n_contexts, noise_std) -> None:
+    """Concrete task ids are contexts 0..n_contexts-1 (another id gives a trial of no task: an
+    all-zero or missing context column); the noise level is a finite number >= 0."""
+    if isinstance(n_contexts, bool) or not isinstance(n_contexts, int | np.integer):
+        raise ValueError(f"multitask: n_contexts must be a whole number, got {n_contexts!r}")
+    if not isinstance(task_ids, jax.core.Tracer):
+        ids = np.atleast_1d(np.asarray(task_ids))
+        bad = (ids < 0) | (ids >= n_contexts) | (ids != np.round(ids))
+        if ids.size == 0 or np.any(bad):
+            shown = ids[bad][:3].tolist() if ids.size else "none"
+            raise ValueError(
+                f"multitask: task ids must be whole numbers 0..{n_contexts - 1} (one per "
+                f"context), got {shown}"
+            )
+    if not isinstance(noise_std, jax.core.Tracer) and not (
+        np.ndim(noise_std) == 0 and np.isfinite(noise_std) and noise_std >= 0
+    ):
+        raise ValueError(f"multitask: noise_std must be a finite number >= 0, got {noise_std!r}")
+
+
 def training_pool(
     key: jax.Array,
     n_per_task: int,
@@ -133,6 +165,12 @@ def training_pool(
 
     Returns TaskData with batch = n_per_task * len(tasks) and 3 + n_contexts input channels.
     """
+    if (
+        isinstance(n_per_task, bool)
+        or not isinstance(n_per_task, int | np.integer)
+        or n_per_task < 1
+    ):
+        raise ValueError(f"multitask: n_per_task must be a whole number >= 1, got {n_per_task!r}")
     k_order, k_trials = jax.random.split(key)
     task_ids = jnp.asarray(np.repeat(np.asarray(tasks, dtype=np.int32), n_per_task))
     task_ids = jax.random.permutation(k_order, task_ids)
@@ -152,6 +190,8 @@ def transfer_pool(
     Returns TaskData with inputs (n, T, 3 + n_contexts). Pass the result's inputs through
     `noisy_old_contexts` to reproduce the retraining inputs.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:  # static: checked when traced
+        raise ValueError(f"multitask: n must be a whole number of trials >= 1, got {n!r}")
     return sample_trials(key, jnp.full((n,), MEMORY_ANTI, jnp.int32), n_contexts, T, noise_std)
 
 
