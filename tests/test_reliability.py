@@ -637,3 +637,12 @@ def test_hostile_multitask_trials_of_no_task_are_refused(call, named):
 
     with pytest.raises(ValueError, match=named):
         call(multitask, jax.random.key(0))
+
+
+@pytest.mark.parametrize("interval", [float("nan"), 18.5, "12"])
+def test_hostile_interval_group_of_no_whole_interval(interval):
+    from nmrnn.tasks import mwg
+
+    with pytest.raises(ValueError, match="whole number of steps"):
+        mwg.interval_group(interval)
+    assert mwg.interval_group(np.int64(18)) == "trained"

@@ -85,6 +85,11 @@ def test_set(T: int = T) -> TaskData:
 
 def interval_group(interval) -> str:
     """'shorter' (I < 12), 'trained' (12 <= I <= 18) or 'longer' (I > 18) for one interval."""
+    if isinstance(interval, bool | str) or not float(interval).is_integer():
+        # int() would truncate 18.5 into the trained group, and fails on NaN with a bare message.
+        raise ValueError(
+            f"interval_group: interval must be a whole number of steps, got {interval!r}"
+        )
     interval = int(interval)
     if interval < min(TRAINED_INTERVALS):
         return "shorter"
