@@ -646,3 +646,13 @@ def test_hostile_interval_group_of_no_whole_interval(interval):
     with pytest.raises(ValueError, match="whole number of steps"):
         mwg.interval_group(interval)
     assert mwg.interval_group(np.int64(18)) == "trained"
+
+
+def test_hostile_an_analysis_of_another_figure_is_refused(tmp_path):
+    from nmrnn.io import UnreadableFile, load_tree, save_tree
+
+    save_tree(tmp_path / "analysis" / "fig4.npz", {"x": np.ones(2)}, {"figure": "fig3"})
+    with pytest.raises(UnreadableFile, match="holds fig3 but its path is fig4"):
+        load_tree(tmp_path / "analysis" / "fig4.npz")
+    save_tree(tmp_path / "analysis" / "fig3.npz", {"x": np.ones(2)}, {"figure": "fig3"})
+    assert set(load_tree(tmp_path / "analysis" / "fig3.npz")) == {"x"}

@@ -140,7 +140,8 @@ _DATA_FILE = re.compile(r"seed(\d+)\.npz")
 
 def file_identity(path: str | Path) -> dict[str, Any] | None:
     """Whose file ``path`` is by the pipeline's layout: ``<experiment>/<arch>/seed<s>/<file>``
-    gives experiment, arch and seed; ``<experiment>/data/seed<s>.npz`` experiment and seed. None
+    gives experiment, arch and seed; ``<experiment>/data/seed<s>.npz`` experiment and seed;
+    ``analysis/<figure>.npz`` (a figure's analysis, read by its plot and table) the figure. None
     for any other path (a file outside the layout is not checked). A folder named ``seed<s>``
     (or a file ``data/seed<s>.npz``) is read as the layout wherever it lies."""
     path = Path(path)
@@ -150,11 +151,13 @@ def file_identity(path: str | Path) -> dict[str, Any] | None:
                 "seed": int(_SEED_FOLDER.fullmatch(parts[-2])[1])}  # fmt: skip
     if len(parts) >= 3 and parts[-2] == "data" and _DATA_FILE.fullmatch(parts[-1]):
         return {"experiment": parts[-3], "seed": int(_DATA_FILE.fullmatch(parts[-1])[1])}
+    if len(parts) >= 2 and parts[-2] == "analysis" and path.suffix == ".npz":
+        return {"figure": path.stem}
     return None
 
 
 def _shown(identity: Mapping[str, Any]) -> str:
-    keys = ("experiment", "arch", "seed")
+    keys = ("figure", "experiment", "arch", "seed")
     return "/".join(f"seed{identity[k]}" if k == "seed" else str(identity[k])
                     for k in keys if k in identity)  # fmt: skip
 
@@ -178,7 +181,8 @@ def check_identity(path: str | Path, found: Mapping[str, Any] | None, hint: str 
                          hint or stamp_command(path))  # fmt: skip
     got = {k: found.get(k) for k in expected}
     try:
-        got["seed"] = int(got["seed"])
+        if "seed" in got:
+            got["seed"] = int(got["seed"])
     except (TypeError, ValueError):
         pass
     if got != expected:

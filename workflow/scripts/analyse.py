@@ -14,4 +14,5 @@ with log_to(sm.log[0]):
         sm.params.data_runs,
         list(sm.input.data),
     )
-    save_tree(sm.output[0], figure.analyse(sm.params.experiments, files))
+    analysis = figure.analyse(sm.params.experiments, files)
+    save_tree(sm.output[0], analysis, identity={"figure": sm.wildcards.figure})
