@@ -213,10 +213,12 @@ def claims_table(root: Path, arg: str | None) -> str:
     return markdown(header, rows)
 
 
-def ratio_interval(row: pd.Series) -> str:
+def ratio_interval(row: pd.Series, with_ratio: bool = True) -> str:
+    """'ratio [low, high]' (or the interval alone), blank where the row has no interval."""
     if pd.isna(row.get("ratio_ci_low")) or pd.isna(row.get("ratio_ci_high")):
         return ""
-    ratio = f"{number(row['ratio'])} " if "ratio" in row.index and pd.notna(row["ratio"]) else ""
+    shown = with_ratio and "ratio" in row.index and pd.notna(row["ratio"])
+    ratio = f"{number(row['ratio'])} " if shown else ""
     return f"{ratio}[{number(row['ratio_ci_low'])}, {number(row['ratio_ci_high'])}]"
 
 
@@ -243,7 +245,7 @@ def protocols_table(root: Path, arg: str | None) -> str:
         "holds",
     ]
     if "ratio_ci_low" in extra:
-        header.append("ratio, 95% interval")
+        header.append("ratio: 95% interval")
     if "p_holds" in extra:
         header.append("P(holds)")
     rows = []
@@ -265,7 +267,7 @@ def protocols_table(root: Path, arg: str | None) -> str:
             joined("holds", lambda h: "yes" if truth(h) else "**no**"),
         ]
         if "ratio_ci_low" in extra:
-            cells.append(" / ".join(ratio_interval(r) for _, r in group.iterrows()))
+            cells.append(" / ".join(ratio_interval(r, False) for _, r in group.iterrows()))
         if "p_holds" in extra:
             cells.append(joined("p_holds", lambda p: f"{float(p):.2f}" if pd.notna(p) else ""))
         rows.append(cells)
