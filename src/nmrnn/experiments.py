@@ -403,7 +403,7 @@ def check_memory(experiments: Mapping[str, Any], experiment: str, seeds_per_job:
                 )
             raise ConfigError(
                 f"experiments.{source}.archs.{arch}.settings.N: N = {n} needs about "
-                f"{need / 1e9:.1f} GB per training job ({seeds_per_job} seeds, seeds_per_job) "
+                f"{need / 1e9:.1f} GB per training job (seeds_per_job = {seeds_per_job}) "
                 f"but this machine has {available / 1e9:.1f} GB of memory; choose a smaller N "
                 f"(or fewer seeds_per_job)"
             )
