@@ -656,3 +656,18 @@ def test_hostile_an_analysis_of_another_figure_is_refused(tmp_path):
         load_tree(tmp_path / "analysis" / "fig4.npz")
     save_tree(tmp_path / "analysis" / "fig3.npz", {"x": np.ones(2)}, {"figure": "fig3"})
     assert set(load_tree(tmp_path / "analysis" / "fig3.npz")) == {"x"}
+
+
+def test_hostile_a_transfer_from_itself_or_another_transfer():
+    config = {"experiments": {"multitask_transfer": json.loads(json.dumps(
+        PAPER["experiments"]["multitask_transfer"]))}}  # fmt: skip
+    config["experiments"]["multitask_transfer"]["pretrained"] = "multitask_transfer"
+    assert "is itself a transfer" in the_error(config)
+
+
+@pytest.mark.parametrize(
+    "key, value", [("results_dir", "README.md"), ("figures_dir", "config.yaml")]
+)
+def test_hostile_an_output_folder_that_is_a_file(key, value, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert "is a file, not a folder" in the_error(mwg_only(**{key: value}))

@@ -147,6 +147,8 @@ def _check_semantics(config: dict) -> None:
         _check_written_out(key, str(folder))
         folder = str(folder).strip()
         resolved = Path(folder).resolve()
+        if resolved.exists() and not resolved.is_dir():
+            raise ConfigError(f"{key}: {folder!r} is a file, not a folder; name a folder")
         if folder.rstrip("/") in ("", ".") or resolved in (Path.cwd(), *Path.cwd().parents):
             raise ConfigError(
                 f"{key}: {folder!r} would write into the filesystem root, the working directory "

@@ -543,6 +543,13 @@ class FourTaskTransfer(_FourTaskSet):
         src = exp.get("pretrained")
         if src not in experiments:
             raise ConfigError(f"{where}.pretrained: {src!r} is not an experiment")
+        if "pretrained" in experiments[src]:
+            # A transfer starts from a trained multitask experiment (its own models), never from
+            # itself or another transfer: those give no model to build.
+            raise ConfigError(
+                f"{where}.pretrained: {src!r} is itself a transfer (pretrained: "
+                f"{experiments[src]['pretrained']!r}); name the multitask experiment it starts from"
+            )
         for arch in exp["archs"]:
             if arch not in experiments[src]["archs"]:
                 raise ConfigError(
