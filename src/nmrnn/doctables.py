@@ -275,6 +275,35 @@ def protocols_table(root: Path, arg: str | None) -> str:
     return caption + markdown(header, rows)
 
 
+def seeds_table(root: Path, arg: str | None) -> str:
+    """The claim tests of ``figures/seeds/<ARG>/protocols.csv`` (profiles/seeds: ARG ``matched``,
+    profiles/seeds-authors: ``authors``), each pair at the paper's seed count and at the full
+    count, with the ratio's 95% interval and P(holds)."""
+    if arg not in ("matched", "authors"):
+        raise DocTableError(
+            "table seeds needs 'matched' or 'authors', e.g. <!-- table:seeds matched -->"
+        )
+    relative = f"figures/seeds/{arg}/protocols.csv"
+    table = read(root, relative)
+    header = ["claim", "variant", "seeds", "median NM-RNN", "median baseline",
+              "ratio [95% interval]", "p", "holds", "P(holds)"]  # fmt: skip
+    rows = [
+        [
+            str(r["claim"]),
+            str(r["variant"]),
+            f"{int(r['n_nm'])} / {int(r['n_baseline'])}",
+            number(r["median_nm"]),
+            number(r["median_baseline"]),
+            f"{number(r['ratio'])} [{number(r['ratio_ci_low'])}, {number(r['ratio_ci_high'])}]",
+            f"{float(r['p_value']):.2g}",
+            "yes" if truth(r["holds"]) else "**no**",
+            f"{float(r['p_holds']):.2f}",
+        ]
+        for _, r in table.iterrows()
+    ]
+    return markdown(header, rows)
+
+
 def checkpoints(metrics: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(metrics["checkpoint"])) if "checkpoint" in metrics.columns else [""]
 
@@ -392,6 +421,7 @@ TABLES: dict[str, Callable[[Path, str | None], str]] = {
     "summary": summary,
     "claims": claims_table,
     "protocols": protocols_table,
+    "seeds": seeds_table,
     "mwg": mwg_table,
     "eft": eft_table,
     "multitask": multitask_table,
