@@ -127,6 +127,14 @@ def test_provenance_names_a_broken_meta_file(tmp_path):
         protocols_provenance([str(bad)], {})
 
 
+def test_provenance_refuses_a_meta_file_of_another_seed(tmp_path):
+    path = tmp_path / "results" / "mwg" / "lrrnn" / "seed0" / "meta.json"
+    path.parent.mkdir(parents=True)
+    _meta(path, "mwg", "lrrnn", 1, "c1", 1.0, all_attempts=1.0)  # seed 1's, copied over seed 0
+    with pytest.raises(UnreadableFile, match="seed1.*seed0|seed0.*seed1"):
+        protocols_provenance([str(path)], {})
+
+
 def test_write_protocols_writes_the_provenance_beside_the_table(tmp_path):
     run_file = tmp_path / "run.csv"
     RUN.to_csv(run_file, index=False)

@@ -32,6 +32,15 @@ from nmrnn import claims as cl
 from nmrnn.figures.fig3.claims import both_fit, per_seed_group_mse
 from nmrnn.figures.fig4.claims import per_seed_accuracy, retrained, transfer_rows, transfer_test
 from nmrnn.figures.fig5.claims import best_of, lstm_level
+from nmrnn.io import (
+    atomic_path,
+    environment_info,
+    read_csv_checked,
+    read_seed_json,
+    training_time,
+    unreadable,
+    write_json,
+)
 
 MWG_CLAIMS = ("1-shorter", "1-longer", "1-trained")
 EFT_CLAIMS = ("4-lstm", "4-lrrnn")
@@ -222,14 +231,10 @@ def protocols_provenance(meta_files: Sequence[str], table_files: Mapping[str, st
     run its seeds, the commits its seeds were trained at and their summed training time (every
     attempt, or the last one for a seed trained before that was recorded); the other runs'
     tables by path (their own ``PROVENANCE.json`` lies beside them)."""
-    import json
-
-    from nmrnn.io import environment_info, training_time, unreadable
-
     runs: dict[str, dict[str, Any]] = {}
     for f in meta_files:
+        meta = read_seed_json(f)  # its experiment, architecture and seed checked against f
         try:
-            meta = json.loads(Path(f).read_text())
             key = f"{meta['experiment']}/{meta['arch']}"
             seed = int(meta["seed"])
             spent, last_only = training_time(meta)
@@ -269,8 +274,6 @@ def write_protocols(
     """Read the inputs (checked tidy tables), write ``protocols.csv`` and ``protocols.png``, with
     ``provenance_out`` the provenance of the runs behind them (:func:`protocols_provenance` of
     ``meta_files``) and with ``seeds_out`` the per-seed values (:func:`seed_table`)."""
-    from nmrnn.io import atomic_path, read_csv_checked, write_json
-
     frames = [read_csv_checked(f) for f in metrics_files]
     run_metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     tables = {
@@ -298,8 +301,6 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nmrnn.io import atomic_path
 
     claims = [c for c in CLAIMS if c in set(table["claim"])]
     variants = list(dict.fromkeys(table["variant"]))
