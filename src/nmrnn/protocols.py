@@ -304,8 +304,13 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
 
     claims = [c for c in CLAIMS if c in set(table["claim"])]
     variants = list(dict.fromkeys(table["variant"]))
+    # room for the variant labels (left) beside panels of a fixed width
+    label_in = 0.075 * max(len(str(v)) + 10 for v in variants)
     fig, axes = plt.subplots(
-        1, len(claims), figsize=(4.2 * len(claims), 0.45 * len(variants) + 1.6), sharey=True
+        1,
+        len(claims),
+        figsize=(label_in + 4.2 * len(claims), 0.45 * len(variants) + 1.9),
+        sharey=True,
     )
     axes = np.atleast_1d(axes)
     colours = {
@@ -330,9 +335,9 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
             if np.isfinite(low) and np.isfinite(high):  # the 95% bootstrap interval
                 ax.plot([low, high], [y + 0.32, y + 0.32], color=colour, lw=1.2)
             if np.isfinite(row.get("p_holds", np.nan)):
-                ax.annotate(f"P={row['p_holds']:.2f}", (1.0, y), xycoords=("axes fraction", "data"),
-                            xytext=(-2, 0), textcoords="offset points", ha="right",
-                            va="center", fontsize=7, color=colour)  # fmt: skip
+                ax.annotate(f"P={row['p_holds']:.2f}", (1.0, y - 0.3), ha="right", va="center",
+                            xycoords=("axes fraction", "data"), xytext=(-2, 0),
+                            textcoords="offset points", fontsize=7, color=colour)  # fmt: skip
         ax.axvline(1.0, color="black", lw=0.8, ls="--")
         if claim in MULTITASK_CLAIMS:  # accuracy ratios: bounded, a linear axis from 0
             ax.set_xlim(left=0)
@@ -352,8 +357,9 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
     axes[0].set_yticklabels(labels)
     axes[0].invert_yaxis()
     fig.suptitle(
-        "Claims under each protocol (filled bar: the claim holds; dots: NM-RNN seeds; line: 95% "
-        "bootstrap interval of the ratio; P: fraction of resampled seed sets where it holds)",
+        "Claims under each protocol. Filled bar: the claim holds; dots: NM-RNN seeds;\n"
+        "line: 95% bootstrap interval of the ratio; P: fraction of resampled seed sets where it "
+        "holds",
         fontsize=9,
     )
     fig.tight_layout()
