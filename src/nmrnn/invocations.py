@@ -4,8 +4,8 @@ The Snakefile's ``onstart``/``onsuccess``/``onerror`` hooks (real runs only, nev
 append one JSON line per event to ``<results>/invocations.jsonl``: when an invocation started,
 with how many cores, and when it ended. :func:`run_timing` turns the lines into the run's wall
 time (the sum over its invocations, the current one counted up to now) and the core time left
-idle beside the training jobs, for ``PROVENANCE.json``. A run resumed over several invocations
-lists each one.
+idle beside the training jobs, for ``PROVENANCE.json`` (:func:`nmrnn.steps.write_provenance`).
+A run resumed over several invocations lists each one.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from nmrnn.io import read_npz_meta, write_json
 
 EVENTS = ("start", "end")
 
@@ -95,11 +93,5 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
-def add_to_provenance(provenance: str | Path, invocations: str | Path, blocks: Sequence[str]):
-    """Add the run's timing (:func:`run_timing` of ``invocations``, the training jobs' summed
-    time as busy) and the commits its training jobs ran at to a ``PROVENANCE.json``."""
-    record_ = json.loads(Path(provenance).read_text())
-    commits = sorted({str(read_npz_meta(b).get("git_commit", "unknown")) for b in blocks})
-    record_["training_commits"] = commits
-    record_["run"] = run_timing(read(invocations), float(record_["training_wall_s_sum"]))
-    write_json(provenance, record_)
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from nmrnn.invocations import read as read_invocations
+from nmrnn.invocations import run_timing
 from nmrnn.io import (
     check_identity,
     environment_info,
@@ -366,25 +368,35 @@ def _check_steps(path: str, found, expected: int | None, experiment: str, arch: 
         raise unreadable(path, f"steps are not 0, 1, 2, ... ({span}; line {first + 2} is off)")
 
 
-def write_provenance(config: Mapping[str, Any], block_files: Sequence[str], output: str):
-    """Config, commit, machine and the summed training time of the run's training jobs.
+def write_provenance(
+    config: Mapping[str, Any],
+    block_files: Sequence[str],
+    output: str,
+    invocations: str | Path | None = None,
+):
+    """Config, commit, machine, the summed training time of the run's training jobs and the
+    commits they ran at; with ``invocations`` (the run's ``invocations.jsonl``) also the run's
+    own wall time and idle core time (:func:`nmrnn.invocations.run_timing`).
 
     A job's time counts every attempt (the time before a kill, from its checkpoint, plus the
     resumed run); a block trained before that was recorded counts its last attempt only, and
     ``training_blocks_last_attempt_only`` says how many did."""
-    total, last_only = 0.0, 0
+    total, last_only, commits = 0.0, 0, set()
     for f in block_files:
-        spent, only_last = training_time(read_npz_meta(f))
+        meta = read_npz_meta(f)
+        spent, only_last = training_time(meta)
         total += spent
         last_only += only_last
-    write_json(
-        output,
-        {
-            "config": dict(config),
-            "training_jobs": len(block_files),
-            "training_wall_s_sum": round(total, 1),
-            "training_blocks_last_attempt_only": last_only,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **environment_info(),
-        },
-    )
+        commits.add(str(meta.get("git_commit", "unknown")))
+    record = {
+        "config": dict(config),
+        "training_jobs": len(block_files),
+        "training_wall_s_sum": round(total, 1),
+        "training_blocks_last_attempt_only": last_only,
+        "training_commits": sorted(commits),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment_info(),
+    }
+    if invocations is not None:
+        record["run"] = run_timing(read_invocations(invocations), total)
+    write_json(output, record)
