@@ -294,7 +294,7 @@ def seeds_table(root: Path, arg: str | None) -> str:
             f"{int(r['n_nm'])} / {int(r['n_baseline'])}",
             number(r["median_nm"]),
             number(r["median_baseline"]),
-            f"{number(r['ratio'])} [{number(r['ratio_ci_low'])}, {number(r['ratio_ci_high'])}]",
+            ratio_interval(r),
             f"{float(r['p_value']):.2g}",
             "yes" if truth(r["holds"]) else "**no**",
             f"{float(r['p_holds']):.2f}",
