@@ -8,26 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from config_cases import PAPER, mwg_only, the_error
 
 from nmrnn.config import ConfigError, merge, read_yaml, validate
 from nmrnn.experiments import data_settings, make_task_data
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
-
-
-def mwg_only(**top) -> dict:
-    """The paper's MWG experiment alone (fast to check), plus top-level keys."""
-    return {"experiments": {"mwg": PAPER["experiments"]["mwg"]}, **top}
-
-
-def the_error(config) -> str:
-    with pytest.raises(ConfigError) as err:
-        validate(config)
-    message = str(err.value)
-    assert "\n" not in message
-    return message
 
 
 def test_paper_config_is_valid():

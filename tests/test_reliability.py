@@ -13,23 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from config_cases import PAPER, mwg_only, the_error
 
 from nmrnn.config import ConfigError, read_yaml, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = yaml.safe_load((ROOT / "config.yaml").read_text())
-
-
-def mwg_only(**top) -> dict:
-    return {"experiments": {"mwg": json.loads(json.dumps(PAPER["experiments"]["mwg"]))}, **top}
-
-
-def the_error(config) -> str:
-    with pytest.raises(ConfigError) as err:
-        validate(config)
-    message = str(err.value)
-    assert "\n" not in message
-    return message
 
 
 def write(path: Path, text: str) -> Path:
