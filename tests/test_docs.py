@@ -3,6 +3,7 @@ makes its table stale, and every relative link resolves (file and heading)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -133,3 +134,43 @@ def test_every_relative_link_resolves(path):
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target} (no such heading)")
     assert not broken, f"{path.relative_to(ROOT)}: broken links: {', '.join(broken)}"
+
+
+def provenance(run: dict | None) -> dict:
+    record = {
+        "training_jobs": 3,
+        "training_wall_s_sum": 5400.0,
+        "cpu_count": 2,
+        "device": "cpu:cpu",
+        "jax_version": "0.10.2",
+        "training_commits": ["abcdef0123-dirty"],
+    }
+    return record if run is None else {**record, "run": run}
+
+
+def test_the_run_table_reads_the_run_from_provenance(tmp_path):
+    run = {
+        "invocations": [
+            {"started": "A", "ended": "B", "wall_s": 3000.0, "cores": 2},
+            {"started": "C", "ended": "D", "wall_s": 600.0, "cores": 2},
+        ],
+        "run_wall_s": 3600.0,
+        "idle_core_s": 1800.0,  # 2 cores x 3600 s - 5400 s of training
+    }
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures/PROVENANCE.json").write_text(json.dumps(provenance(run)))
+    table = doctables.run_table(tmp_path, None)
+    assert "| wall time (start to end of the run) | 1 h 00 min |" in table
+    assert "| invocations | 2 (A to B, C to D) |" in table
+    assert "| training-job time (sum) | 1 h 30 min |" in table
+    assert "| idle core time (cores × wall − training) | 30 min |" in table
+    assert "| commit of the training jobs | abcdef0-dirty |" in table
+
+
+def test_the_run_table_names_what_it_lacks(tmp_path):
+    with pytest.raises(doctables.DocTableError, match="needs figures/PROVENANCE.json"):
+        doctables.run_table(tmp_path, None)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures/PROVENANCE.json").write_text(json.dumps(provenance(None)))
+    with pytest.raises(doctables.DocTableError, match="has no 'run' section"):
+        doctables.run_table(tmp_path, None)

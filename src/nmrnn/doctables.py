@@ -15,6 +15,7 @@ of the claims and protocols tables; ``checkpoint`` of a metrics table) are shown
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -417,6 +418,53 @@ def theory_table(root: Path, arg: str | None) -> str:
     return markdown(["check", "value", "tolerance", "passed"], rows)
 
 
+def hours(seconds: float) -> str:
+    """'1 h 52 min' (or '14 min') from seconds."""
+    minutes = int(round(float(seconds) / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def short_commit(commit: str) -> str:
+    """'1ae5e2f' or '1ae5e2f-dirty' (a working tree that differed from the commit)."""
+    return commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def run_table(root: Path, arg: str | None) -> str:
+    """How a run's outputs came about, from its ``PROVENANCE.json`` (``ARG/PROVENANCE.json``,
+    default ``figures``): the run's wall time over its invocations, the training-job time, the
+    idle core time, the machine and the commit(s) its training jobs ran at."""
+    folder = arg or "figures"
+    path = root / folder / "PROVENANCE.json"
+    if not path.is_file():
+        raise DocTableError(f"table run needs {folder}/PROVENANCE.json, which is missing")
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as error:
+        raise DocTableError(f"{folder}/PROVENANCE.json is not JSON ({error})") from None
+    run = record.get("run")
+    if not run or not run.get("invocations"):
+        raise DocTableError(
+            f"{folder}/PROVENANCE.json has no 'run' section (written by a run with the "
+            f"invocation hooks of workflow/rules/common.smk)"
+        )
+    invocations = run["invocations"]
+    cores = sorted({inv.get("cores") for inv in invocations if inv.get("cores")})
+    spans = ", ".join(f"{inv['started']} to {inv['ended'] or 'killed'}" for inv in invocations)
+    commits = record.get("training_commits") or [record.get("git_commit", "unknown")]
+    rows = [
+        ["wall time (start to end of the run)", hours(run["run_wall_s"])],
+        ["invocations", f"{len(invocations)} ({spans})"],
+        ["cores", ", ".join(str(c) for c in cores) or "unknown"],
+        ["training jobs", str(record["training_jobs"])],
+        ["training-job time (sum)", hours(record["training_wall_s_sum"])],
+        ["idle core time (cores × wall − training)", hours(run["idle_core_s"])],
+        ["commit of the training jobs", ", ".join(short_commit(c) for c in commits)],
+        ["machine", f"{record.get('cpu_count')} CPUs, {record.get('device')}, "
+                    f"JAX {record.get('jax_version')}"],
+    ]  # fmt: skip
+    return markdown(["", f"{folder}/PROVENANCE.json"], rows)
+
+
 TABLES: dict[str, Callable[[Path, str | None], str]] = {
     "summary": summary,
     "claims": claims_table,
@@ -426,6 +474,7 @@ TABLES: dict[str, Callable[[Path, str | None], str]] = {
     "eft": eft_table,
     "multitask": multitask_table,
     "theory": theory_table,
+    "run": run_table,
 }
 
 
