@@ -172,8 +172,8 @@ class TrainResult(NamedTuple):
     # Training time over every attempt: this call's wall time plus what earlier attempts had
     # spent up to their last checkpoint (None: resumed from a checkpoint that did not record it).
     total_s: float | None = None
-    # The run's fingerprint (:func:`run_fingerprint`; None when no checkpoint was requested):
-    # what the per-seed files of the run record as theirs.
+    # The run's fingerprint (:func:`nmrnn.checkpoints.run_fingerprint`; None when no checkpoint
+    # was requested): what the per-seed files of the run record as theirs.
     fingerprint: str | None = None
 
 
