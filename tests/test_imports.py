@@ -19,7 +19,7 @@ LAYERS = (
     ("nmrnn.errors", "nmrnn.lowrank", "nmrnn.runtime", "nmrnn.claims"),
     ("nmrnn.io", "nmrnn.models", "nmrnn.tasks"),
     ("nmrnn.architectures", "nmrnn.theory"),
-    ("nmrnn.training",),
+    ("nmrnn.checkpoints", "nmrnn.training"),
     ("nmrnn.experiments",),
     ("nmrnn.config", "nmrnn.evaluation"),
     ("nmrnn.steps", "nmrnn.bench"),

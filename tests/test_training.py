@@ -320,7 +320,7 @@ def test_finished_checkpoint_returns_the_result_without_training(
     np.testing.assert_array_equal(again.losses, vmapped_run.losses)
     assert_trees_equal(again.variables, vmapped_run.variables)
 
-    monkeypatch.setattr("nmrnn.training._code_digest", lambda: "other code")
+    monkeypatch.setattr("nmrnn.checkpoints.code_digest", lambda: "other code")
     lines = []
     retrained = run(ALL, checkpoint=ckpt, log=lines.append)
     assert "finished by other package code" in lines[0] and retrained.resumed_from == 0

@@ -432,7 +432,7 @@ def _seed_counts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seed count {error}") from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nmrnn.bench", description=__doc__.split("\n")[0]
     )
@@ -475,6 +475,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per row: forward vs autodiff vs custom-VJP gradient, and "
         "the training step with either gradient",
     )
+    return parser
+
+
+def _compare(experiments: dict, rows, seed_counts, args, progress) -> None:
+    """``--compare``: per row, the gradients and the training step, autodiff vs custom-VJP."""
+    # Every model's time loop has both gradients (nmrnn.models): every row is compared.
+    grads, steps_rows = [], []
+    for e, a in rows:
+        for s in seed_counts:
+            progress(f"compare {e}:{a} S={s}")
+            grads += compare_gradients(experiments, e, a, s)
+            # Alternated twice (A B A B) and the faster of each kept: load on a shared
+            # machine comes in bursts longer than one timing.
+            runs = {"autodiff": [], "custom": []}
+            for gradient in ("autodiff", "custom", "autodiff", "custom"):
+                runs[gradient].append(
+                    measure_training(experiments, e, a, s, args.steps, args.chunks, gradient)
+                )
+            for gradient in ("autodiff", "custom"):
+                steps_rows.append(min(runs[gradient], key=lambda r: r["ms_per_seed_iter"]))
+    if args.json:
+        print(json.dumps(grads + steps_rows, indent=1))
+        return
+    print(format_compare(grads))
+    print()
+    print("Training iteration (engine), ms per seed: autodiff vs custom-VJP gradient")
+    for i in range(0, len(steps_rows), 2):
+        ad, cv = steps_rows[i], steps_rows[i + 1]
+        print(
+            f"{ad['experiment'] + ':' + ad['arch']:<28}S={ad['seeds']:<3}"
+            f"autodiff {ad['ms_per_seed_iter']:7.2f} (cpu {ad['cpu_ms_per_seed_iter']:.2f})  "
+            f"custom {cv['ms_per_seed_iter']:7.2f} (cpu {cv['cpu_ms_per_seed_iter']:.2f})  "
+            f"ratio {cv['ms_per_seed_iter'] / ad['ms_per_seed_iter']:.2f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
         config = config_io.load(args.config)
@@ -487,35 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     if args.compare:
-        # Every model's time loop has both gradients (nmrnn.models): every row is compared.
-        grads, steps_rows = [], []
-        for e, a in rows:
-            for s in seed_counts:
-                progress(f"compare {e}:{a} S={s}")
-                grads += compare_gradients(experiments, e, a, s)
-                # Alternated twice (A B A B) and the faster of each kept: load on a shared
-                # machine comes in bursts longer than one timing.
-                runs = {"autodiff": [], "custom": []}
-                for gradient in ("autodiff", "custom", "autodiff", "custom"):
-                    runs[gradient].append(
-                        measure_training(experiments, e, a, s, args.steps, args.chunks, gradient)
-                    )
-                for gradient in ("autodiff", "custom"):
-                    steps_rows.append(min(runs[gradient], key=lambda r: r["ms_per_seed_iter"]))
-        if args.json:
-            print(json.dumps(grads + steps_rows, indent=1))
-            return 0
-        print(format_compare(grads))
-        print()
-        print("Training iteration (engine), ms per seed: autodiff vs custom-VJP gradient")
-        for i in range(0, len(steps_rows), 2):
-            ad, cv = steps_rows[i], steps_rows[i + 1]
-            print(
-                f"{ad['experiment'] + ':' + ad['arch']:<28}S={ad['seeds']:<3}"
-                f"autodiff {ad['ms_per_seed_iter']:7.2f} (cpu {ad['cpu_ms_per_seed_iter']:.2f})  "
-                f"custom {cv['ms_per_seed_iter']:7.2f} (cpu {cv['cpu_ms_per_seed_iter']:.2f})  "
-                f"ratio {cv['ms_per_seed_iter'] / ad['ms_per_seed_iter']:.2f}"
-            )
+        _compare(experiments, rows, seed_counts, args, progress)
         return 0
 
     if args.jobs > 1:

@@ -16,9 +16,6 @@ stopping on held-out trials, never on the test set nor on a training minibatch.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nmrnn import checkpoints
 from nmrnn.architectures import parameter_groups
-from nmrnn.io import atomic_path, read_npz_meta
 from nmrnn.tasks.common import TaskData, masked_mse
 
 Array = jax.Array
@@ -219,53 +216,6 @@ def loss_fn(model: nn.Module) -> Callable[[dict, dict, TaskData], Array]:
     return loss
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _flat(tree) -> dict[str, np.ndarray]:
-    leaves = jax.tree.leaves(tree)
-    return {f"{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-
-
-def _unflat(template, arrays: Mapping[str, np.ndarray], prefix: str):
-    leaves, treedef = jax.tree.flatten(template)
-    loaded = [jnp.asarray(arrays[f"{prefix}{i:04d}"]) for i in range(len(leaves))]
-    for a, b in zip(loaded, leaves, strict=True):
-        if a.shape != b.shape:
-            raise ValueError(f"checkpoint leaf has shape {a.shape}, expected {b.shape}")
-    return jax.tree.unflatten(treedef, loaded)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write the run state atomically (a crash mid-write never leaves a broken checkpoint)."""
-    arrays = {}
-    for key in ("params", "constants", "opt_state", "best_params"):
-        if key in state:
-            arrays.update({f"{key}/{k}": v for k, v in _flat(state[key]).items()})
-    for key in ("losses", "validation_losses", "best_loss", "best_step"):
-        if key in state:
-            arrays[key] = np.asarray(state[key])
-    arrays["meta"] = np.asarray(json.dumps(state["meta"]))
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
-
-
-def load_checkpoint(path: Path, template: dict) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` into the structure of ``template``."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = dict(f)
-    state = {
-        key: _unflat(template[key], arrays, f"{key}/")
-        for key in ("params", "constants", "opt_state", "best_params")
-        if key in template
-    }
-    for key in ("losses", "validation_losses", "best_loss", "best_step"):
-        if key in arrays:
-            state[key] = arrays[key]
-    state["meta"] = json.loads(str(arrays["meta"]))
-    return state
-
-
 # ----------------------------------------------------------------------------- engine
 
 
@@ -374,102 +324,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def run_fingerprint(
-    model: nn.Module,
-    stages: Sequence[Stage],
-    optimizer: Optimizer,
-    params: Any,
-    constants: Any,
-    data_keys: Array,
-    selection: Selection | None = None,
-    data: Any = None,
-    extra: Any = None,
-) -> str:
-    """A digest of everything that decides a run's trajectory except the step reached: the
-    model's settings, the stages, the optimizer, the seeds' initial variables, data keys and
-    fixed data (pools, test sets), the validation interval and batch of a selection, and
-    ``extra``: any JSON-able description of what else shapes the batches (the experiment's
-    settings: batch size, noise levels, ...), which a ``batch_fn`` closure cannot show. A
-    checkpoint resumes only a run with the same digest."""
-    digest = hashlib.sha256()
-    digest.update(repr(model).encode())
-    digest.update(json.dumps([dataclasses.asdict(s) for s in stages], sort_keys=True).encode())
-    digest.update(json.dumps(dataclasses.asdict(optimizer), sort_keys=True).encode())
-    leaves = jax.tree_util.tree_leaves_with_path({"params": params, "constants": constants})
-    for path, leaf in leaves:
-        array = np.asarray(jax.device_get(leaf))
-        digest.update(f"{jax.tree_util.keystr(path)}{array.shape}{array.dtype}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    keys = jnp.asarray(data_keys)
-    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        keys = jax.random.key_data(keys)
-    digest.update(np.asarray(keys).tobytes())
-    if selection is not None:
-        digest.update(f"selection every {int(selection.every)}".encode())
-        if selection.on != "validation":
-            digest.update(f" on {selection.on}".encode())
-        for leaf in jax.tree.leaves(selection.batch):
-            digest.update(np.ascontiguousarray(np.asarray(jax.device_get(leaf))).tobytes())
-    if data is not None:
-        digest.update(b"data")
-        for path, leaf in jax.tree_util.tree_leaves_with_path(data):
-            array = np.asarray(jax.device_get(leaf))
-            digest.update(f"{jax.tree_util.keystr(path)}{array.shape}{array.dtype}".encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-    if extra is not None:
-        digest.update(b"extra" + json.dumps(extra, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def _code_digest() -> str:
-    """A digest of the package's source files: a finished checkpoint is reused only by the code
-    that wrote it (an unfinished one resumes across code changes, see :func:`train`)."""
-    digest = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _set_aside(checkpoint: Path, suffix: str) -> Path:
-    """Move a checkpoint that cannot be resumed out of the way, to ``<name><suffix>`` or, if that
-    exists, ``<name><suffix without .npz>.1.npz``, ``.2.npz``, ...: never deleted or
-    overwritten."""
-    stem = checkpoint.name.removesuffix(".npz")
-    aside, n = checkpoint.with_name(stem + suffix), 0
-    while aside.exists():
-        n += 1
-        aside = checkpoint.with_name(f"{stem}{suffix.removesuffix('.npz')}.{n}.npz")
-    os.replace(checkpoint, aside)
-    return aside
-
-
-def _read_checkpoint_meta(path: Path) -> dict:
-    """The metadata of a checkpoint file; any error if it cannot be read."""
-    meta = read_npz_meta(path)
-    int(meta["step"])
-    return meta
-
-
-def _checkpoint_meta(path: Path) -> dict | None:
-    """:func:`_read_checkpoint_meta`, or None if the file cannot be read."""
-    try:
-        return _read_checkpoint_meta(path)
-    except Exception:  # noqa: BLE001 - unreadable: handled by the caller
-        return None
-
-
-def _set_aside_match(checkpoint: Path, protocol: str, total: int) -> Path | None:
-    """A checkpoint of this run among those set aside as stale (the config went back to this
-    run's settings after another run had moved it aside), or None."""
-    stem = checkpoint.name.removesuffix(".npz")
-    for path in sorted(checkpoint.parent.glob(f"{stem}.stale*.npz")):
-        meta = _checkpoint_meta(path)
-        if meta is not None and meta.get("protocol") == protocol and int(meta["step"]) <= total:
-            return path
-    return None
-
-
 def train(
     model: nn.Module,
     variables: dict,
@@ -507,7 +361,7 @@ def train(
             ``data_keys`` (batch size, noise, ...): part of the run's fingerprint, so a
             checkpoint written under other settings is never resumed.
 
-    Checkpoints: the file holds the run's fingerprint (:func:`run_fingerprint`). A checkpoint of
+    Checkpoints (:mod:`nmrnn.checkpoints`): the file holds the run's fingerprint. A checkpoint of
     another run, or one that cannot be read, is moved aside (``*.stale.npz``, ``*.corrupt.npz``)
     with a warning and the run starts from step 0. The last checkpoint (at the final step) is
     kept; a rerun of the same run with the same package code returns its result without
@@ -516,235 +370,245 @@ def train(
     Raises:
         TrainingDiverged: the loss of some seed became NaN/inf; the last good checkpoint is kept.
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
+    _check_chunk_size(chunk_size)
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     _check_seed_axes(variables, data, data_keys)
     _check_finite_inputs(variables, data, selection)
     start = time.perf_counter()
-    params, constants = jax.tree.map(jnp.copy, variables["params"]), variables["constants"]
+    params = jax.tree.map(jnp.copy, variables["params"])
     S = jax.tree.leaves(params)[0].shape[0]
-    template_one = jax.tree.map(lambda a: a[0], params)
     total = int(sum(s.steps for s in stages))
     boundaries = np.cumsum([0] + [s.steps for s in stages])
-    losses = np.zeros((S, 0), np.float32)
-    checked = np.zeros((S, 0), np.float32)
-    done = 0
-    opt_state = None
+    template_one = jax.tree.map(lambda a: a[0], params)
     runners = [
         _stage_runner(model, st, optimizer, batch_fn, template_one, selection, total - 1)
         for st in stages
     ]
-    best = None
-    if selection is not None:
-        best = {
-            "params": jax.tree.map(jnp.copy, params),
-            "loss": jnp.full((S,), jnp.inf, jnp.float32),
-            "step": jnp.zeros((S,), jnp.int32),
-        }
-    validation = None if selection is None else selection.batch
-    handoff = selection is not None and selection.on == "train"
-
-    protocol = code = None
+    run = _RunState(
+        params=params,
+        constants=variables["constants"],
+        best=None if selection is None else _no_selection_yet(params, S),
+        losses=np.zeros((S, 0), np.float32),
+        checked=np.zeros((S, 0), np.float32),
+    )
+    loop = _Loop(
+        batch_fn=batch_fn,
+        data=data,
+        validation=None if selection is None else selection.batch,
+        data_keys=jnp.asarray(data_keys),
+        chunk_size=chunk_size,
+        handoff=selection is not None and selection.on == "train",
+        total=total,
+        log=log,
+        tag=tag,
+        start=start,
+    )
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        protocol = run_fingerprint(
-            model,
-            stages,
-            optimizer,
-            params,
-            constants,
-            data_keys,
-            selection,
-            data=data,
-            extra=fingerprint_extra,
+        fingerprint = checkpoints.run_fingerprint(
+            model, stages, optimizer, params, run.constants, data_keys, selection,
+            data=data, extra=fingerprint_extra,
+        )  # fmt: skip
+        loop = loop._replace(
+            checkpoint=checkpoint, fingerprint=fingerprint, code=checkpoints.code_digest()
         )
-        code = _code_digest()
-        current = _checkpoint_meta(checkpoint) if checkpoint.exists() else None
-        if not checkpoint.exists() or (current and current.get("protocol") != protocol):
-            match = _set_aside_match(checkpoint, protocol, total)
-            if match is not None:
-                if checkpoint.exists():
-                    aside = _set_aside(checkpoint, ".stale.npz")
-                    log(f"{tag}checkpoint {checkpoint} belongs to another run; moved to "
-                        f"{aside.name}")  # fmt: skip
-                os.replace(match, checkpoint)
-                log(f"{tag}the set-aside checkpoint {match.name} belongs to this run: back in use")
+        checkpoints.restore_set_aside(checkpoint, fingerprint, total, log, tag)
+        meta = checkpoints.resumable_meta(checkpoint, fingerprint, loop.code, total, log, tag)
+        if meta is not None:
+            _resume(run, loop, meta, runners, boundaries)
+    resumed_from = run.done
 
-    def set_aside_unreadable(error: Exception) -> None:
-        aside = _set_aside(checkpoint, ".corrupt.npz")
-        log(
-            f"{tag}WARNING: checkpoint {checkpoint} cannot be read ({type(error).__name__}: "
-            f"{error}); moved to {aside.name}, starting from step 0"
-        )
-
-    earlier_s: float | None = 0.0  # training time of earlier attempts, from the checkpoint
-    meta = None
-    if checkpoint is not None and checkpoint.exists():
-        try:
-            meta = _read_checkpoint_meta(checkpoint)
-        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is set aside
-            set_aside_unreadable(error)
-    if meta is not None:
-        finished_elsewhere = int(meta["step"]) == total and meta.get("code") != code
-        if meta.get("protocol") != protocol or int(meta["step"]) > total:
-            stale = _set_aside(checkpoint, ".stale.npz")
-            log(
-                f"{tag}checkpoint {checkpoint} belongs to another run (model, protocol, "
-                f"optimizer, seeds, data or batch settings differ); moved to {stale.name}, "
-                f"starting from step 0"
-            )
-        elif finished_elsewhere:
-            stale = _set_aside(checkpoint, ".stale.npz")
-            log(
-                f"{tag}checkpoint {checkpoint} holds this run finished by other package code; "
-                f"moved to {stale.name}, training again with this code"
-            )
-        else:
-            if meta.get("code") != code:
-                log(
-                    f"{tag}note: resuming a checkpoint written by other package code "
-                    f"({meta.get('code')} vs {code})"
-                )
-            step = int(meta["step"])
-            stage_i = max(int(np.searchsorted(boundaries, step, side="left")) - 1, 0)  # ran step-1
-            template = {
-                "params": params,
-                "constants": constants,
-                "opt_state": runners[stage_i][1](params),
-            }
-            if best is not None:
-                template["best_params"] = best["params"]
-            try:
-                state = load_checkpoint(checkpoint, template)
-                if state["losses"].shape != (S, step):
-                    raise ValueError(f"losses of shape {state['losses'].shape}, not {(S, step)}")
-            except Exception as error:  # noqa: BLE001 - a damaged checkpoint is set aside
-                set_aside_unreadable(error)
-            else:
-                done = step
-                params, constants, losses = state["params"], state["constants"], state["losses"]
-                if best is not None:
-                    best = {
-                        "params": state["best_params"],
-                        "loss": jnp.asarray(state["best_loss"]),
-                        "step": jnp.asarray(state["best_step"]),
-                    }
-                    checked = state["validation_losses"]
-                opt_state = state["opt_state"] if done > boundaries[stage_i] else None
-                earlier_s = meta.get("elapsed_s")
-                log(f"{tag}resumed from checkpoint {checkpoint} at step {done}/{total}")
-    resumed_from = done
-    data_keys = jnp.asarray(data_keys)
     compile_s = 0.0
-
     for i, stage in enumerate(stages):
         lo, hi = int(boundaries[i]), int(boundaries[i + 1])
-        if done >= hi:
-            continue
-        run_chunk, reset = runners[i]
-        if opt_state is None or done == lo:
-            opt_state = reset(params)
-        compiled = {}  # chunk length -> executable, compiled ahead of time so its cost is measured
-        while done < hi:
-            n = min(chunk_size, hi - done)
-            steps = jnp.arange(done, done + n)
-            args = (
-                params,
-                constants,
-                opt_state,
-                best,
-                data,
-                validation,
-                data_keys,
-                steps,
-                steps - lo,
-            )
-            if n not in compiled:
-                t0 = time.perf_counter()
-                compiled[n] = run_chunk.lower(*args).compile()
-                compile_s += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            new_params, new_opt, new_best, chunk_losses, chunk_checked = compiled[n](*args)
-            chunk_losses = np.asarray(chunk_losses).T  # (S, n)
-            elapsed = time.perf_counter() - t0
-            if not np.all(np.isfinite(chunk_losses)):
-                seed_i, step_i = np.argwhere(~np.isfinite(chunk_losses))[0]
-                if checkpoint is None:
-                    kept = "no checkpoint was requested"
-                elif checkpoint.exists():
-                    kept = f"last good checkpoint (step {done}) kept in {checkpoint}"
-                else:
-                    kept = "no checkpoint was written yet (it diverged in the first chunk)"
-                cause = _divergence_cause(batch_fn, data, data_keys, seed_i, done + step_i)
-                raise TrainingDiverged(
-                    f"{tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
-                    f"at step {done + step_i} (stage {stage.name}, learning rate "
-                    f"{stage.learning_rate:g}); {kept}. {cause}"
-                )
-            params, opt_state, best = new_params, new_opt, new_best
-            losses = np.concatenate([losses, chunk_losses], axis=1)
-            if chunk_checked is not None:
-                checked = np.concatenate([checked, np.asarray(chunk_checked).T], axis=1)
-            done += n
-            log(_progress_line(tag, stage, done, total, chunk_losses.T, n / elapsed))
-            if handoff and done == hi and i < len(stages) - 1:
-                # The authors' staged loop: the next stage starts from this stage's selection.
-                params = jax.tree.map(jnp.copy, best["params"])
-                best = {**best, "loss": jnp.full((S,), jnp.inf, jnp.float32)}
-                chosen = np.asarray(best["step"]).tolist()
-                log(
-                    f"{tag}stage {stage.name}: the next stage starts from the parameters with "
-                    f"the lowest training loss (after steps {chosen})"
-                )
-            if checkpoint is not None:
-                state = {
-                    "params": params,
-                    "constants": constants,
-                    "opt_state": opt_state,
-                    "losses": losses,
-                    "meta": {
-                        "step": done,
-                        "total": total,
-                        "protocol": protocol,
-                        "code": code,
-                        "elapsed_s": None
-                        if earlier_s is None
-                        else earlier_s + time.perf_counter() - start,
-                    },
-                }
-                if best is not None:
-                    state.update(
-                        best_params=best["params"],
-                        best_loss=best["loss"],
-                        best_step=best["step"],
-                        validation_losses=checked,
-                    )
-                save_checkpoint(checkpoint, state)
-        opt_state = None
+        if run.done >= hi:
+            continue  # finished before a resume (its optimizer state is not the next stage's)
+        compile_s += _run_stage(run, loop, stage, runners[i], lo, hi, last=i == len(stages) - 1)
+        run.opt_state = None
+    return _result(run, loop, compile_s, resumed_from)
 
-    final = {"params": jax.device_get(params), "constants": jax.device_get(constants)}
-    wall = time.perf_counter() - start
-    total_s = None if earlier_s is None else earlier_s + wall
-    if best is None:
-        return TrainResult(
-            final, losses, wall, compile_s, resumed_from, total_s=total_s, fingerprint=protocol
-        )
-    chosen = {"params": jax.device_get(best["params"]), "constants": final["constants"]}
-    return TrainResult(
-        final,
-        losses,
-        wall,
-        compile_s,
-        resumed_from,
-        checked,
-        chosen,
-        np.asarray(best["step"]),
-        total_s,
-        protocol,
+
+class _Loop(NamedTuple):
+    """What every chunk of a run reads and nothing changes: the data, the keys, the checkpoint."""
+
+    batch_fn: BatchFn
+    data: Any
+    validation: TaskData | None
+    data_keys: Array
+    chunk_size: int
+    handoff: bool  # a stage ends by handing its selected parameters to the next (Selection)
+    total: int
+    log: Callable[[str], None]
+    tag: str
+    start: float  # perf_counter() when train() was called
+    checkpoint: Path | None = None
+    fingerprint: str | None = None
+    code: str | None = None
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What a run carries from chunk to chunk, and what its checkpoint holds."""
+
+    params: Any
+    constants: Any
+    best: dict | None  # with a selection: the selected params, their loss and step
+    losses: np.ndarray  # (S, done)
+    checked: np.ndarray  # (S, done) validation losses, NaN where not computed
+    opt_state: Any = None  # None: start the stage's optimizer afresh
+    done: int = 0  # steps trained
+    earlier_s: float | None = 0.0  # training time of earlier attempts (None: not recorded)
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
+
+
+def _no_selection_yet(params: Any, S: int) -> dict:
+    return {
+        "params": jax.tree.map(jnp.copy, params),
+        "loss": jnp.full((S,), jnp.inf, jnp.float32),
+        "step": jnp.zeros((S,), jnp.int32),
+    }
+
+
+def _resume(run: _RunState, loop: _Loop, meta: dict, runners, boundaries) -> None:
+    """Load the run's checkpoint (whose ``meta`` says it can be resumed) into ``run``; a damaged
+    one is set aside and the run starts from step 0."""
+    step = int(meta["step"])
+    S = run.losses.shape[0]
+    stage_i = max(int(np.searchsorted(boundaries, step, side="left")) - 1, 0)  # ran step - 1
+    template = {
+        "params": run.params,
+        "constants": run.constants,
+        "opt_state": runners[stage_i][1](run.params),
+    }
+    if run.best is not None:
+        template["best_params"] = run.best["params"]
+    try:
+        state = checkpoints.load_checkpoint(loop.checkpoint, template)
+        if state["losses"].shape != (S, step):
+            raise ValueError(f"losses of shape {state['losses'].shape}, not {(S, step)}")
+    except Exception as error:  # noqa: BLE001 - a damaged checkpoint is set aside
+        checkpoints.set_aside_unreadable(loop.checkpoint, error, loop.log, loop.tag)
+        return
+    run.done = step
+    run.params, run.constants, run.losses = state["params"], state["constants"], state["losses"]
+    if run.best is not None:
+        run.best = {
+            "params": state["best_params"],
+            "loss": jnp.asarray(state["best_loss"]),
+            "step": jnp.asarray(state["best_step"]),
+        }
+        run.checked = state["validation_losses"]
+    run.opt_state = state["opt_state"] if step > boundaries[stage_i] else None
+    run.earlier_s = meta.get("elapsed_s")
+    loop.log(f"{loop.tag}resumed from checkpoint {loop.checkpoint} at step {step}/{loop.total}")
+
+
+def _run_stage(run: _RunState, loop: _Loop, stage: Stage, runner, lo: int, hi: int, last: bool):
+    """Train ``stage`` (steps ``lo``..``hi`` of the run) from ``run.done`` on, chunk by chunk:
+    each chunk is checked for NaN, logged and checkpointed. Returns the seconds spent compiling."""
+    run_chunk, reset = runner
+    if run.opt_state is None or run.done == lo:
+        run.opt_state = reset(run.params)
+    compiled = {}  # chunk length -> executable, compiled ahead of time so its cost is measured
+    compile_s = 0.0
+    while run.done < hi:
+        n = min(loop.chunk_size, hi - run.done)
+        steps = jnp.arange(run.done, run.done + n)
+        args = (run.params, run.constants, run.opt_state, run.best, loop.data, loop.validation,
+                loop.data_keys, steps, steps - lo)  # fmt: skip
+        if n not in compiled:
+            t0 = time.perf_counter()
+            compiled[n] = run_chunk.lower(*args).compile()
+            compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new_params, new_opt, new_best, chunk_losses, chunk_checked = compiled[n](*args)
+        chunk_losses = np.asarray(chunk_losses).T  # (S, n)
+        elapsed = time.perf_counter() - t0
+        if not np.all(np.isfinite(chunk_losses)):
+            raise _diverged(run, loop, stage, chunk_losses)
+        run.params, run.opt_state, run.best = new_params, new_opt, new_best
+        run.losses = np.concatenate([run.losses, chunk_losses], axis=1)
+        if chunk_checked is not None:
+            run.checked = np.concatenate([run.checked, np.asarray(chunk_checked).T], axis=1)
+        run.done += n
+        loop.log(_progress_line(loop.tag, stage, run.done, loop.total, chunk_losses.T, n / elapsed))
+        if loop.handoff and run.done == hi and not last:
+            _hand_off_selection(run, loop, stage)
+        if loop.checkpoint is not None:
+            _save(run, loop)
+    return compile_s
+
+
+def _diverged(run: _RunState, loop: _Loop, stage: Stage, chunk_losses) -> TrainingDiverged:
+    """The error of a chunk whose losses are not all finite: seed, step, what was kept, cause."""
+    seed_i, step_i = np.argwhere(~np.isfinite(chunk_losses))[0]
+    if loop.checkpoint is None:
+        kept = "no checkpoint was requested"
+    elif loop.checkpoint.exists():
+        kept = f"last good checkpoint (step {run.done}) kept in {loop.checkpoint}"
+    else:
+        kept = "no checkpoint was written yet (it diverged in the first chunk)"
+    cause = _divergence_cause(loop.batch_fn, loop.data, loop.data_keys, seed_i, run.done + step_i)
+    return TrainingDiverged(
+        f"{loop.tag}loss is {chunk_losses[seed_i, step_i]} for seed index {seed_i} "
+        f"at step {run.done + step_i} (stage {stage.name}, learning rate "
+        f"{stage.learning_rate:g}); {kept}. {cause}"
     )
+
+
+def _hand_off_selection(run: _RunState, loop: _Loop, stage: Stage) -> None:
+    """The authors' staged loop: the next stage starts from this stage's selection."""
+    S = run.losses.shape[0]
+    run.params = jax.tree.map(jnp.copy, run.best["params"])
+    run.best = {**run.best, "loss": jnp.full((S,), jnp.inf, jnp.float32)}
+    chosen = np.asarray(run.best["step"]).tolist()
+    loop.log(
+        f"{loop.tag}stage {stage.name}: the next stage starts from the parameters with "
+        f"the lowest training loss (after steps {chosen})"
+    )
+
+
+def _save(run: _RunState, loop: _Loop) -> None:
+    elapsed = None if run.earlier_s is None else run.earlier_s + time.perf_counter() - loop.start
+    state = {
+        "params": run.params,
+        "constants": run.constants,
+        "opt_state": run.opt_state,
+        "losses": run.losses,
+        "meta": {
+            "step": run.done,
+            "total": loop.total,
+            "protocol": loop.fingerprint,
+            "code": loop.code,
+            "elapsed_s": elapsed,
+        },
+    }
+    if run.best is not None:
+        state.update(
+            best_params=run.best["params"],
+            best_loss=run.best["loss"],
+            best_step=run.best["step"],
+            validation_losses=run.checked,
+        )
+    checkpoints.save_checkpoint(loop.checkpoint, state)
+
+
+def _result(run: _RunState, loop: _Loop, compile_s: float, resumed_from: int) -> TrainResult:
+    final = {"params": jax.device_get(run.params), "constants": jax.device_get(run.constants)}
+    wall = time.perf_counter() - loop.start
+    total_s = None if run.earlier_s is None else run.earlier_s + wall
+    common = dict(total_s=total_s, fingerprint=loop.fingerprint)
+    if run.best is None:
+        return TrainResult(final, run.losses, wall, compile_s, resumed_from, **common)
+    chosen = {"params": jax.device_get(run.best["params"]), "constants": final["constants"]}
+    return TrainResult(final, run.losses, wall, compile_s, resumed_from, run.checked, chosen,
+                       np.asarray(run.best["step"]), **common)  # fmt: skip
 
 
 def _not_finite(tree: Any, what: str) -> str | None:
