@@ -28,8 +28,12 @@ BASE = {
 TRANSFER = {**BASE, "task": "multitask_transfer", "pool": 10, "test_trials": 2}
 
 
-def seed_data(exp, arch="a", seed=0):
-    data = ex.make_task_data(exp, "x", seed)
+def parsed(settings, name="x"):
+    return ex.parse({name: settings}, name)
+
+
+def seed_data(exp, seed=0):
+    data = ex.make_task_data(exp.data, seed)
     data["fixed_key"] = jax.random.key_data(jax.random.key(99))
     return data
 
@@ -41,8 +45,9 @@ def with_data(exp, **settings):
 def test_default_multitask_batch_is_the_previous_draw():
     """Reference: the draw before per-architecture protocols (index with replacement, then
     fresh noise on the sensory channels), written out here."""
-    data, key = seed_data(BASE), jax.random.key(5)
-    batch = ex.batch_function(BASE, "a")(data, key)
+    exp = parsed(BASE)
+    data, key = seed_data(exp), jax.random.key(5)
+    batch = ex.batch_function(exp, "a")(data, key)
     k_idx, k_noise = jax.random.split(key)
     pool = data["train"]
     idx = jax.random.randint(k_idx, (5,), 0, pool.inputs.shape[0])
@@ -50,12 +55,13 @@ def test_default_multitask_batch_is_the_previous_draw():
     noise = 0.1 * jax.random.normal(k_noise, ref.inputs.shape[:-1] + (multitask.N_SENSORY,))
     ref_inputs = ref.inputs.at[..., : multitask.N_SENSORY].add(noise)
     np.testing.assert_array_equal(batch.inputs, ref_inputs)
-    np.testing.assert_array_equal(ex.batch_function(BASE)(data, key).inputs, ref_inputs)
+    np.testing.assert_array_equal(ex.batch_function(exp)(data, key).inputs, ref_inputs)
 
 
 def test_default_transfer_batch_is_the_previous_draw():
-    data, key = seed_data(TRANSFER), jax.random.key(6)
-    batch = ex.batch_function(TRANSFER, "a")(data, key)
+    exp = parsed(TRANSFER)
+    data, key = seed_data(exp), jax.random.key(6)
+    batch = ex.batch_function(exp, "a")(data, key)
     k_idx, k_noise, k_ctx = jax.random.split(key, 3)
     pool = data["train"]
     idx = jax.random.randint(k_idx, (5,), 0, pool.inputs.shape[0])
@@ -67,7 +73,7 @@ def test_default_transfer_batch_is_the_previous_draw():
 
 
 def test_fixed_noise_on_every_row_of_a_smaller_pool_is_the_same_every_step():
-    exp = with_data(BASE, pool_trials=6, noise="fixed", noise_channels="all", batch="full")
+    exp = parsed(with_data(BASE, pool_trials=6, noise="fixed", noise_channels="all", batch="full"))
     data = seed_data(exp)
     fn = ex.batch_function(exp, "a")
     first, second = fn(data, jax.random.key(1)), fn(data, jax.random.key(2))
@@ -78,14 +84,14 @@ def test_fixed_noise_on_every_row_of_a_smaller_pool_is_the_same_every_step():
 
 
 def test_no_noise_leaves_the_trials_as_they_are():
-    exp = with_data(BASE, noise="none", batch="full")
+    exp = parsed(with_data(BASE, noise="none", batch="full"))
     data = seed_data(exp)
     batch = ex.batch_function(exp, "a")(data, jax.random.key(3))
     np.testing.assert_array_equal(batch.inputs, data["train"].inputs)
 
 
 def test_fixed_old_context_noise_in_transfer():
-    exp = with_data(TRANSFER, context_noise="fixed", batch="full")
+    exp = parsed(with_data(TRANSFER, context_noise="fixed", batch="full"))
     data = seed_data(exp)
     fn = ex.batch_function(exp, "a")
     a, b = fn(data, jax.random.key(1)), fn(data, jax.random.key(2))
@@ -111,5 +117,5 @@ def test_data_settings_are_checked_at_start_up():
 
 def test_an_architecture_with_fixed_noise_trains():
     config = validate({"experiments": {"x": with_data(BASE, noise="fixed", pool_trials=10)}})
-    _, result = ex.train_seeds(config["experiments"], "x", "a", [0, 1], chunk_size=1)
+    _, result = ex.train_seeds(ex.parse(config["experiments"], "x"), "a", [0, 1], chunk_size=1)
     assert result.losses.shape == (2, 1) and np.all(np.isfinite(result.losses))

@@ -18,8 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmrnn.architectures import build_model
-from nmrnn.experiments import model_settings
+from nmrnn.experiments import Experiment, parse
 from nmrnn.figures.common import RunFiles, jnp_tree, pca, runner
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import multitask as mt
@@ -118,13 +117,13 @@ class _Run:
         self.experiments, self.experiment, self.files = experiments, experiment, files
         self.seeds = list(range(int(experiments[experiment]["seeds"])))
         self.archs = _ordered(experiments[experiment]["archs"])
-        self._models, self._data, self._runs, self._apply = {}, {}, {}, {}
+        self._parsed: Experiment | None = None
+        self._data, self._runs, self._apply = {}, {}, {}
 
     def model(self, arch):
-        if arch not in self._models:
-            settings = model_settings(self.experiments, self.experiment, arch)
-            self._models[arch] = build_model(settings)
-        return self._models[arch]
+        if self._parsed is None:  # read when a network is first needed
+            self._parsed = parse(self.experiments, self.experiment)
+        return self._parsed.arch(arch).model
 
     def variables(self, arch, seed):
         return load_tree(self.files.file(self.experiment, arch, seed, "params"))
