@@ -120,12 +120,12 @@ class Arch:
 class Experiment:
     """One experiment of the config, read once by :func:`parse`.
 
-    ``settings``: its settings as configured (a read-only view of a copy; the tasks' methods
-    take it); ``U``, ``O``: the input and output channels of its trials; ``archs``: its
-    architectures by name, in config order (read-only); ``selects_on``: what its checkpoint
-    selection measures ("validation", "train" or None); ``data``: what its task data depends
-    on; ``source``: for a transfer experiment (``pretrained``), the experiment it starts
-    from."""
+    ``settings``: its settings as configured (a read-only view of a deep copy, read by the
+    tasks' methods; its nested values are plain copies, not to be changed); ``U``, ``O``: the
+    input and output channels of its trials; ``archs``: its architectures by name, in config
+    order (read-only); ``selects_on``: what its checkpoint selection measures ("validation",
+    "train" or None); ``data``: what its task data depends on; ``source``: for a transfer
+    experiment (``pretrained``), the experiment it starts from."""
 
     name: str
     task: Task
