@@ -11,7 +11,8 @@ import pytest
 from config_cases import PAPER, mwg_only, the_error
 
 from nmrnn.config import ConfigError, merge, read_yaml, validate
-from nmrnn.experiments import data_settings, make_task_data
+from nmrnn.experiments import data_key, data_settings, data_spec, make_task_data, parse
+from nmrnn.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,8 +93,9 @@ def test_task_data_depends_only_on_its_settings():
     subset = data_settings(exp)
     assert "archs" not in subset and "seeds" not in subset and "optimizer" not in subset
     small = merge(exp, {"test_batch": 20, "select_best": {"trials": 10}})
-    whole = make_task_data(small, "eft", 0)
-    part = make_task_data(data_settings(small), "eft", 0)
+    whole = get_task("eft").make_data(small, data_key("eft", 0))  # from every setting
+    part = make_task_data(data_spec("eft", data_settings(small)), 0)
+    assert parse({"eft": small}, "eft").data == data_spec("eft", data_settings(small))
     assert set(whole) == set(part) == {"test", "validation"}
     for name in whole:
         for a, b in zip(whole[name], part[name], strict=True):

@@ -7,26 +7,37 @@ from __future__ import annotations
 import pytest
 
 from nmrnn.evaluation import expected_rows, expected_table
+from nmrnn.experiments import parse
 
+ARCH = {
+    "model": "lstm",
+    "settings": {"N": 4},
+    "stages": [{"trainable": "all", "steps": 1, "learning_rate": 0.01}],
+}
 EXPERIMENTS = {
-    "mwg": {"task": "mwg", "archs": {"lstm": {}, "nmrnn": {}}},
-    "multitask": {"task": "multitask", "archs": {"lstm": {}}},
-    "multitask_transfer": {"task": "multitask_transfer", "archs": {"lstm": {}}},
-    "eft": {"task": "eft", "archs": {"lstm": {}}},
-    "eft_selected": {"task": "eft", "select_best": {"every": 10}, "archs": {"lstm": {}}},
+    "mwg": {"task": "mwg", "archs": {"lstm": ARCH, "nmrnn": ARCH}},
+    "multitask": {"task": "multitask", "archs": {"lstm": ARCH}},
+    "multitask_transfer": {"task": "multitask_transfer", "archs": {"lstm": ARCH}},
+    "eft": {"task": "eft", "archs": {"lstm": ARCH}},
+    "eft_selected": {
+        "task": "eft",
+        "select_best": {"every": 10, "trials": 8},
+        "archs": {"lstm": ARCH},
+    },
 }
 
 
 def test_expected_rows_follow_the_config():
-    assert expected_rows(EXPERIMENTS, "mwg", "lstm") == 12
-    assert expected_rows(EXPERIMENTS, "multitask", "lstm") == 3
-    assert expected_rows(EXPERIMENTS, "multitask", "lstm", reference=True) == 6
-    assert expected_rows(EXPERIMENTS, "multitask_transfer", "lstm", reference=True) == 2
-    assert expected_rows(EXPERIMENTS, "eft", "lstm") == 1
-    assert expected_rows(EXPERIMENTS, "eft_selected", "lstm") == 2
-    spec = expected_table(EXPERIMENTS, "multitask", "lstm")
+    exp = {name: parse(EXPERIMENTS, name) for name in EXPERIMENTS}
+    assert expected_rows(exp["mwg"], "lstm") == 12
+    assert expected_rows(exp["multitask"], "lstm") == 3
+    assert expected_rows(exp["multitask"], "lstm", reference=True) == 6
+    assert expected_rows(exp["multitask_transfer"], "lstm", reference=True) == 2
+    assert expected_rows(exp["eft"], "lstm") == 1
+    assert expected_rows(exp["eft_selected"], "lstm") == 2
+    spec = expected_table(exp["multitask"], "lstm")
     assert spec["rows"] == [3, 6] and "loss" not in spec["required"]
     assert spec["columns"][:4] == ["experiment", "arch", "seed", "stage"]
-    assert expected_table(EXPERIMENTS, "mwg", "lstm")["rows"] == [12]
+    assert expected_table(exp["mwg"], "lstm")["rows"] == [12]
     with pytest.raises(ValueError, match="no architecture"):
-        expected_rows(EXPERIMENTS, "mwg", "vanilla")
+        expected_rows(exp["mwg"], "vanilla")

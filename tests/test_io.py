@@ -25,7 +25,13 @@ from nmrnn.steps import collect_tables, curves_table, export_seed, write_provena
 
 # The metrics tables' expectations per task are tested in test_evaluation.py; here one MWG
 # experiment gives the tables to collect.
-EXPERIMENTS = {"mwg": {"task": "mwg", "archs": {"lstm": {}, "nmrnn": {}}}}
+ARCH = {"settings": {"N": 4}, "stages": [{"trainable": "all", "steps": 1, "learning_rate": 0.01}]}
+EXPERIMENTS = {
+    "mwg": {
+        "task": "mwg",
+        "archs": {"lstm": {"model": "lstm", **ARCH}, "nmrnn": {"model": "vanilla", **ARCH}},
+    }
+}
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -227,9 +233,11 @@ def mwg_metrics(folder, arch, seed):
 @pytest.fixture
 def metrics_files(tmp_path):
     from nmrnn.evaluation import expected_table
+    from nmrnn.experiments import parse
 
     files = [mwg_metrics(tmp_path, a, s) for a in ("nmrnn", "lstm") for s in (0, 1)]
-    expected = {f: expected_table(EXPERIMENTS, "mwg", f.split(os.sep)[-3]) for f in files}
+    exp = parse(EXPERIMENTS, "mwg")
+    expected = {f: expected_table(exp, f.split(os.sep)[-3]) for f in files}
     return files, expected
 
 

@@ -17,7 +17,6 @@ import pytest
 from nmrnn import config as cfg
 from nmrnn import experiments as ex
 from nmrnn import outside
-from nmrnn.architectures import build_model
 from nmrnn.configfile import read_yaml
 from nmrnn.evaluation import evaluate
 
@@ -34,12 +33,9 @@ def base():
 def _own_network(base, experiment, arch, seed=3):
     """This project's initial network of one architecture under the authors' settings (its
     variables, its model, and the experiments with no selection, as the outside check uses)."""
-    experiments = cfg.scaled_experiments(base)
-    settings = ex.model_settings(experiments, experiment, arch)
-    model = build_model(settings)
-    U, _ = ex.task_dimensions(experiments[experiments[experiment].get("pretrained", experiment)])
-    if experiment == "multitask_transfer":
-        U += 1
+    exp = ex.parse(cfg.scaled_experiments(base), experiment)
+    model = exp.arch(arch).model
+    U = exp.U  # a transfer's model reads the new context column too
     variables = model.init(jax.random.key(seed), jnp.zeros((1, 2, U)))
     variables = jax.tree_util.tree_map(np.asarray, dict(variables))
     return model, variables, U
@@ -73,8 +69,8 @@ def _expected(base, experiment, arch, variables, reference=None):
     experiments = cfg.scaled_experiments(base)
     for name in {experiment, experiments[experiment].get("pretrained", experiment)}:
         experiments[name].pop("select_best", None)
-    data = ex.make_task_data(base["experiments"][experiment], experiment, 0)
-    return evaluate(experiments, experiment, arch, 0, variables, data, reference)
+    data = ex.make_task_data(ex.data_spec(experiment, base["experiments"][experiment]), 0)
+    return evaluate(ex.parse(experiments, experiment), arch, 0, variables, data, reference)
 
 
 def test_eft_nmrnn_and_lstm_score_as_the_project(base, tmp_path):

@@ -244,11 +244,11 @@ def test_case6_a_model_too_large_for_the_machine_is_refused_at_start_up():
 
 
 def test_case6_estimate_grows_with_seeds_per_job_and_the_paper_fits():
-    from nmrnn.experiments import memory_estimate
+    from nmrnn.experiments import memory_estimate, parse
 
-    exps = validate(mwg_only())["experiments"]
-    one = memory_estimate(exps, "mwg", "vanilla", seeds_per_job=1)
-    five = memory_estimate(exps, "mwg", "vanilla", seeds_per_job=5)
+    exp = parse(validate(mwg_only())["experiments"], "mwg")
+    one = memory_estimate(exp, "vanilla", seeds_per_job=1)
+    five = memory_estimate(exp, "vanilla", seeds_per_job=5)
     assert 4 * one < five <= 5 * one
     assert one < 1e9  # the paper's sizes: far below a gigabyte
 

@@ -135,16 +135,16 @@ def test_example_overlay_is_a_valid_config():
 def test_a_small_nmrnn_learns_it_and_is_scored():
     """Through the package API, as the pipeline does: task data, training (two seeds together),
     evaluation rows with the columns and row count the task declares."""
-    experiments = validate({"experiments": {"d": EXPERIMENT}})["experiments"]
-    data = [ex.make_task_data(experiments["d"], "d", s) for s in (0, 1)]
+    exp = ex.parse(validate({"experiments": {"d": EXPERIMENT}})["experiments"], "d")
+    data = [ex.make_task_data(exp.data, s) for s in (0, 1)]
     assert set(data[0]) == {"test", "validation"}
     assert data[0]["test"].inputs.shape == (80, decision.T, 2)
-    _, result = ex.train_seeds(experiments, "d", "nmrnn", [0, 1], data=data, chunk_size=100)
+    _, result = ex.train_seeds(exp, "nmrnn", [0, 1], data=data, chunk_size=100)
     losses = np.asarray(result.losses)
     assert losses.shape == (2, 300) and np.all(np.isfinite(losses))
     first, last = losses[:, :20].mean(1), losses[:, -20:].mean(1)
     assert np.all(last < 0.7 * first), (first, last)
-    table = expected_table(experiments, "d", "nmrnn")
+    table = expected_table(exp, "nmrnn")
     assert table["rows"] == [4]  # 2 coherences x (final, selected)
     for i in (0, 1):
         variables = {
@@ -154,7 +154,7 @@ def test_a_small_nmrnn_learns_it_and_is_scored():
                 k: np.asarray(v)[i] for k, v in result.best_variables["params"].items()
             },
         }
-        frame = evaluate(experiments, "d", "nmrnn", i, variables, data[i])
+        frame = evaluate(exp, "nmrnn", i, variables, data[i])
         assert list(frame.columns) == table["columns"]
         assert list(frame["checkpoint"]) == ["final", "final", "selected", "selected"]
         assert list(frame["coherence"]) == pytest.approx([0.2, 0.8, 0.2, 0.8])

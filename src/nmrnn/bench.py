@@ -43,6 +43,13 @@ def paper_rows(experiments: dict) -> list[tuple[str, str]]:
     return [(name, arch) for name, exp in experiments.items() for arch in exp["archs"]]
 
 
+def parsed_rows(experiments: dict, rows) -> list[tuple[ex.Experiment, str]]:
+    """The (experiment, architecture) rows with each experiment read once
+    (:func:`nmrnn.experiments.parse`)."""
+    parsed: dict[str, ex.Experiment] = {}
+    return [(ex.parse(experiments, e, parsed), a) for e, a in rows]
+
+
 def _select(rows, only: Sequence[str]) -> list[tuple[str, str]]:
     if not only:
         return rows
@@ -60,30 +67,28 @@ def _select(rows, only: Sequence[str]) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- set-up
 
 
-def _setup(experiments: dict, experiment: str, arch: str, n_seeds: int, gradient: str = "custom"):
+def _setup(exp: ex.Experiment, arch: str, n_seeds: int, gradient: str = "custom"):
     """Model, stacked variables, stacked data, data keys for ``n_seeds`` seeds. Timing does not
     depend on the values, so every seed gets seed 0's data (and, for a transfer experiment, a
     freshly initialised source model stands in for the pretrained one). ``gradient``: how the
     model's time loop is differentiated (``"custom"`` or ``"autodiff"``, see
     :mod:`nmrnn.models`)."""
-    exp = experiments[experiment]
     seeds = list(range(n_seeds))
     pretrained = None
-    if "pretrained" in exp:
-        _, source = ex.initial_variables(experiments, exp["pretrained"], arch, seeds)
+    if exp.source is not None:
+        source = ex.initial_variables(exp.source, arch, seeds)
         pretrained = [training.unstack(source, i) for i in seeds]
-    model, variables = ex.initial_variables(experiments, experiment, arch, seeds, pretrained)
-    model = model.clone(gradient=gradient)
-    data0 = {k: v for k, v in ex.make_task_data(exp, experiment, 0).items() if k == "train"}
+    variables = ex.initial_variables(exp, arch, seeds, pretrained)
+    model = exp.arch(arch).model.clone(gradient=gradient)
+    data0 = {k: v for k, v in ex.make_task_data(exp.data, 0).items() if k == "train"}
     data = ex.stack([data0] * n_seeds)
-    keys = jnp.stack([jax.random.fold_in(ex.data_key(experiment, s), 1) for s in seeds])
+    keys = jnp.stack([jax.random.fold_in(ex.data_key(exp.name, s), 1) for s in seeds])
     example = ex.batch_function(exp)(data0, keys[0])
     return model, variables, data, keys, example
 
 
 def measure_training(
-    experiments: dict,
-    experiment: str,
+    exp: ex.Experiment,
     arch: str,
     n_seeds: int,
     steps: int = 50,
@@ -91,7 +96,8 @@ def measure_training(
     gradient: str = "custom",
     after_warmup: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    """Time the engine on one (experiment, architecture) with ``n_seeds`` seeds in one program.
+    """Time the engine on one architecture of an experiment (:func:`nmrnn.experiments.parse`)
+    with ``n_seeds`` seeds in one program.
 
     Runs the architecture's last protocol stage for 1 + ``chunks`` chunks of ``steps`` steps and
     returns a row: ms per step per seed of the fastest timed chunk (wall and process CPU), the
@@ -99,9 +105,8 @@ def measure_training(
     ``"autodiff"`` (JAX's autodiff of a plain ``lax.scan``, the baseline).
     ``after_warmup`` is called once the warm-up chunk (and compilation) is done.
     """
-    exp = experiments[experiment]
-    model, variables, data, keys, example = _setup(experiments, experiment, arch, n_seeds, gradient)
-    last = ex.stages(exp, arch)[-1]
+    model, variables, data, keys, example = _setup(exp, arch, n_seeds, gradient)
+    last = exp.arch(arch).stages[-1]
     stage = training.Stage(last.name, last.trainable, steps * (chunks + 1), last.learning_rate)
     stamps: list[tuple[float, float]] = []
 
@@ -114,7 +119,7 @@ def measure_training(
         model,
         variables,
         [stage],
-        ex.optimizer(exp),
+        exp.optimizer,
         ex.batch_function(exp),
         data,
         keys,
@@ -125,7 +130,7 @@ def measure_training(
     cpu = np.diff([s[1] for s in stamps]) / (steps * n_seeds) * 1e3
     B, T, U = example.inputs.shape
     return {
-        "experiment": experiment,
+        "experiment": exp.name,
         "arch": arch,
         "model": type(model).__name__,
         "gradient": gradient,
@@ -139,8 +144,8 @@ def measure_training(
         "ms_per_seed_iter_median": float(np.median(wall)),
         "cpu_ms_per_seed_iter": float(cpu.min()),
         "compile_s": float(result.compile_s),
-        "paper_steps": int(sum(s.steps for s in ex.stages(exp, arch))),
-        "paper_seeds": int(exp["seeds"]),
+        "paper_steps": int(sum(s.steps for s in exp.arch(arch).stages)),
+        "paper_seeds": int(exp.settings["seeds"]),
         "load_avg_1min": os.getloadavg()[0],
     }
 
@@ -161,13 +166,13 @@ def _batch_loss(model, variables, batch):
 
 
 def compare_gradients(
-    experiments: dict, experiment: str, arch: str, n_seeds: int, steps: int = 20, reps: int = 5
+    exp: ex.Experiment, arch: str, n_seeds: int, steps: int = 20, reps: int = 5
 ) -> list[dict[str, Any]]:
     """Forward pass, autodiff gradient and custom-VJP gradient of one architecture's loss on one
     batch, ``n_seeds`` seeds vmapped, timed interleaved (A, B, C, A, B, C, ...) in one process.
     Each call runs ``steps`` evaluations in one jitted loop whose parameters change every step
     (so nothing is hoisted). Returns one row per variant."""
-    model, variables, _, _, batch = _setup(experiments, experiment, arch, n_seeds)
+    model, variables, _, _, batch = _setup(exp, arch, n_seeds)
     params = variables["params"]
 
     def program(kind: str):
@@ -206,7 +211,7 @@ def compare_gradients(
             )
     return [
         {
-            "experiment": experiment,
+            "experiment": exp.name,
             "arch": arch,
             "what": k,
             "seeds": n_seeds,
@@ -337,12 +342,10 @@ def _timing_job(config, rows, seed_counts, steps, chunks, threads, barrier, queu
     start, when every job is ready (``barrier``), so the timings overlap."""
     limit_cpu_threads(threads)
     experiments = config_io.load(config)["experiments"]
-    for e, a in rows:
+    for exp, a in parsed_rows(experiments, rows):
         for s in seed_counts:
             barrier.wait()
-            queue.put(
-                measure_training(experiments, e, a, s, steps, chunks, after_warmup=barrier.wait)
-            )
+            queue.put(measure_training(exp, a, s, steps, chunks, after_warmup=barrier.wait))
 
 
 def side_by_side(
@@ -482,16 +485,16 @@ def _compare(experiments: dict, rows, seed_counts, args, progress) -> None:
     """``--compare``: per row, the gradients and the training step, autodiff vs custom-VJP."""
     # Every model's time loop has both gradients (nmrnn.models): every row is compared.
     grads, steps_rows = [], []
-    for e, a in rows:
+    for exp, a in parsed_rows(experiments, rows):
         for s in seed_counts:
-            progress(f"compare {e}:{a} S={s}")
-            grads += compare_gradients(experiments, e, a, s)
+            progress(f"compare {exp.name}:{a} S={s}")
+            grads += compare_gradients(exp, a, s)
             # Alternated twice (A B A B) and the faster of each kept: load on a shared
             # machine comes in bursts longer than one timing.
             runs = {"autodiff": [], "custom": []}
             for gradient in ("autodiff", "custom", "autodiff", "custom"):
                 runs[gradient].append(
-                    measure_training(experiments, e, a, s, args.steps, args.chunks, gradient)
+                    measure_training(exp, a, s, args.steps, args.chunks, gradient)
                 )
             for gradient in ("autodiff", "custom"):
                 steps_rows.append(min(runs[gradient], key=lambda r: r["ms_per_seed_iter"]))
@@ -534,10 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         results = []
-        for e, a in rows:
+        for exp, a in parsed_rows(experiments, rows):
             for s in seed_counts:
-                progress(f"{e}:{a} S={s}")
-                row = measure_training(experiments, e, a, s, args.steps, args.chunks)
+                progress(f"{exp.name}:{a} S={s}")
+                row = measure_training(exp, a, s, args.steps, args.chunks)
                 progress(
                     f"  {row['ms_per_seed_iter']:.2f} ms per seed-iteration, "
                     f"compile {row['compile_s']:.1f} s"

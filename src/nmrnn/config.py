@@ -15,7 +15,7 @@ import yaml
 
 from nmrnn.configfile import read_yaml  # noqa: F401 - part of this module's interface
 from nmrnn.errors import ConfigError
-from nmrnn.experiments import check_experiment, check_memory
+from nmrnn.experiments import check_memory, parse
 from nmrnn.models import MODELS
 from nmrnn.tasks import TASKS, get_task
 
@@ -183,10 +183,11 @@ def _check_semantics(config: dict) -> None:
                         f"{where}.match_reference: {ref!r} is not an architecture of {name}"
                     )
         get_task(exp["task"]).check(exps, name)  # pretrained, select_best, data, ...
-    scaled = scaled_experiments(config)
+    # Each experiment read once (models built, sizes matched, stages checked: ConfigError names
+    # the key), as its training steps will (after step scaling).
+    scaled, parsed = scaled_experiments(config), {}
     for name in exps:
-        check_experiment(exps, name)
-        check_memory(scaled, name, config["seeds_per_job"])
+        check_memory(parse(scaled, name, parsed), config["seeds_per_job"])
     _check_protocols(config)
 
 

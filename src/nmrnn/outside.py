@@ -372,7 +372,6 @@ def outside_table(
     (default ``figures/authors/metrics`` and ``figures/metrics``); a missing one leaves its
     columns empty. Raises OutsideError naming a run whose forward pass differs from theirs."""
     from nmrnn import experiments as ex
-    from nmrnn.architectures import build_model
     from nmrnn.evaluation import evaluate
     from nmrnn.tasks import get_task
 
@@ -388,9 +387,8 @@ def outside_table(
         loaded = {}
         for ck in manifest["checkpoints"]:
             variables = to_variables(manifest, _npz(run / ck / "params.npz"), initial)
-            experiments = experiments_for(base, manifest, variables)
-            settings = ex.model_settings(experiments, manifest["experiment"], manifest["arch"])
-            model = build_model(settings)
+            parsed = ex.parse(experiments_for(base, manifest, variables), manifest["experiment"])
+            model = parsed.arch(manifest["arch"]).model
             theirs = _npy(run / ck / "check_outputs.npy")
             rows = manifest.get("readout_rows")
             if rows is not None:
@@ -398,21 +396,21 @@ def outside_table(
             diff = forward_difference(model, variables, inputs, theirs)
             if not diff <= TOLERANCE:
                 refused.append(f"{run.name}/{ck} ({diff:.2g})")
-            loaded[ck] = (variables, experiments, diff)
+            loaded[ck] = (variables, parsed, diff)
         if refused:
             continue
         experiment, arch = manifest["experiment"], manifest["arch"]
         task = base["experiments"][experiment]["task"]
-        exp = base["experiments"][experiment]
-        data = ex.make_task_data(exp, experiment, data_seed)
+        settings = base["experiments"][experiment]
+        data = ex.make_task_data(ex.data_spec(experiment, settings), data_seed)
         ref_set = base.get("reference_testset") if task.startswith("multitask") else None
         if ref_set:  # a relative folder is relative to the config file, as in the pipeline
             ref_set = str(Path(config_path).resolve().parent / ref_set)
-            if get_task(task).reference_set(exp, ref_set) is None:
+            if get_task(task).reference_set(settings, ref_set) is None:
                 ref_set = None
         tables = {k: _read_metrics(Path(v) if v else None, task) for k, v in references.items()}
-        for ck, (variables, experiments, diff) in loaded.items():
-            frame = evaluate(experiments, experiment, arch, data_seed, variables, data, ref_set)
+        for ck, (variables, parsed, diff) in loaded.items():
+            frame = evaluate(parsed, arch, data_seed, variables, data, ref_set)
             for rec in score_rows(frame, task):
                 row = {
                     "claim": str(manifest["claim"]),

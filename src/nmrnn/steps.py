@@ -64,22 +64,23 @@ def train_block(
     experiments = json.loads(json.dumps(experiments))  # plain, mutable copy
     if reset_optimizer_every:
         experiments[experiment].setdefault("optimizer", {})["reset_every"] = reset_optimizer_every
+    exp = ex.parse(experiments, experiment)
+    spec = exp.arch(arch)
+    if pretrained_files and exp.source is None:
+        raise ValueError(f"{experiment} starts from no pretrained experiment: no files to give")
     data = [load_task_data(f) for f in data_files]
     pretrained = [load_tree(f) for f in pretrained_files] or None
-    source = experiments[experiment].get("pretrained")
     for f, variables in zip(pretrained_files, pretrained or [], strict=True):
-        problem = ex.check_variables(experiments, source, arch, variables)
+        problem = ex.check_variables(exp.source, arch, variables)
         if problem:
             raise unreadable(f, f"holds {problem} (trained under other settings)")
-    settings = ex.model_settings(experiments, experiment, arch)
     log(
         f"training {experiment}/{arch} seeds {list(seeds)} on {jax.devices()[0].platform}: "
-        f"{settings}, {ex.n_parameters(experiments, experiment, arch)} parameters, "
-        f"{ex.n_trainable(experiments, experiment, arch)} trainable in the last stage"
+        f"{dict(spec.settings)}, {spec.n_parameters} parameters, "
+        f"{spec.n_trainable_last_stage} trainable in the last stage"
     )
     _, result = ex.train_seeds(
-        experiments,
-        experiment,
+        exp,
         arch,
         seeds,
         data=data,
@@ -92,10 +93,10 @@ def train_block(
         "experiment": experiment,
         "arch": arch,
         "seeds": list(seeds),
-        "model": settings,
-        "n_parameters": ex.n_parameters(experiments, experiment, arch),
-        "n_trainable_last_stage": ex.n_trainable(experiments, experiment, arch),
-        "experiment_settings": experiments[experiment],
+        "model": dict(spec.settings),
+        "n_parameters": spec.n_parameters,
+        "n_trainable_last_stage": spec.n_trainable_last_stage,
+        "experiment_settings": exp.plain_settings(),
         "wall_s": result.wall_s,
         "train_s_all_attempts": result.total_s,
         "compile_s": result.compile_s,
@@ -212,11 +213,12 @@ def metrics_expectations(
     hold (:func:`nmrnn.evaluation.expected_table`), by path: the ``expected`` of
     :func:`collect_tables`."""
     from nmrnn.evaluation import expected_table
+    from nmrnn.experiments import parse
 
-    expected = {}
+    expected, parsed = {}, {}
     for path in paths:
         experiment, arch = Path(path).parts[-4:-2]
-        expected[str(path)] = expected_table(experiments, experiment, arch)
+        expected[str(path)] = expected_table(parse(experiments, experiment, parsed), arch)
     return expected
 
 
@@ -245,14 +247,15 @@ def evaluate_seed(
     limit_cpu_threads(threads)
     use_compilation_cache(compilation_cache)
     from nmrnn.evaluation import evaluate
-    from nmrnn.experiments import check_variables
+    from nmrnn.experiments import check_variables, parse
 
+    exp = parse(experiments, experiment)
     variables = load_tree(params_file)
-    problem = check_variables(experiments, experiment, arch, variables)
+    problem = check_variables(exp, arch, variables)
     if problem:
         raise unreadable(params_file, f"holds {problem} (trained under other settings)")
     data = load_task_data(data_file, splits=("test",))
-    frame = evaluate(experiments, experiment, arch, seed, variables, data, reference_testset)
+    frame = evaluate(exp, arch, seed, variables, data, reference_testset)
     write_csv(output, frame, index=False)
 
 

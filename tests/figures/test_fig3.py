@@ -11,7 +11,6 @@ import pytest
 
 from nmrnn import claims as cl
 from nmrnn import experiments as ex
-from nmrnn.architectures import build_model
 from nmrnn.figures.fig3 import analyse as fig3
 from nmrnn.figures.fig3 import claims as claims3
 from nmrnn.figures.fig3.plot import plot as fig3_plot
@@ -186,13 +185,13 @@ def tiny_run(tmp_path_factory, pipeline_files):
     """A results folder with the pipeline's layout: data and params of 2 seeds × 3 archs."""
     root = tmp_path_factory.mktemp("results")
     experiments = _tiny_experiments()
-    exp = experiments["mwg"]
-    for seed in range(exp["seeds"]):
-        data = ex.make_task_data(exp, "mwg", seed)
+    exp = ex.parse(experiments, "mwg")
+    for seed in range(exp.settings["seeds"]):
+        data = ex.make_task_data(exp.data, seed)
         path = root / "mwg" / "data" / f"seed{seed}.npz"
         save_tree(path, {k: taskdata_tree(v) for k, v in data.items()}, file_identity(path))
-        for arch in exp["archs"]:
-            model = build_model(ex.model_settings(experiments, "mwg", arch))
+        for arch in exp.archs:
+            model = exp.archs[arch].model
             path = root / "mwg" / arch / f"seed{seed}" / "params.npz"
             save_tree(path, _random_variables(model, 10 * seed + len(arch)), file_identity(path))
     return experiments, root, fig3.analyse(experiments, pipeline_files(experiments, root))
@@ -226,7 +225,7 @@ def test_theory_gain_equals_the_networks_own_gain_for_its_own_output(tiny_run):
     """If the 'target' is the rank-1 network's own output, the exact optimal gain must be the
     gain the network used: checks the alignment of x_go, targets and s after go."""
     experiments, root, _ = tiny_run
-    model = build_model(ex.model_settings(experiments, "mwg", "nmrnn_rank1"))
+    model = ex.parse(experiments, "mwg").archs["nmrnn_rank1"].model
     variables = load_tree(root / "mwg" / "nmrnn_rank1" / "seed0" / "params.npz")
     test = mwg.test_set()
     traj = {k: np.asarray(v) for k, v in model.apply(
@@ -269,13 +268,14 @@ def test_selected_parameters_are_scored_and_claimed_next_to_the_final_ones():
 
     experiments = _tiny_experiments()
     experiments["mwg"]["select_best"] = {"on": "train", "every": 1}
-    model = build_model(ex.model_settings(experiments, "mwg", "nmrnn"))
+    exp = ex.parse(experiments, "mwg")
+    model = exp.archs["nmrnn"].model
     variables = _random_variables(model, 0)
     variables["selected_params"] = _random_variables(model, 1)["params"]
-    data = ex.make_task_data(experiments["mwg"], "mwg", 0)
-    frame = evaluate(experiments, "mwg", "nmrnn", 0, variables, data)
+    data = ex.make_task_data(exp.data, 0)
+    frame = evaluate(exp, "nmrnn", 0, variables, data)
     assert list(frame["checkpoint"]) == ["final"] * len(INTERVALS) + ["selected"] * len(INTERVALS)
-    assert list(frame.columns) == expected_table(experiments, "mwg", "nmrnn")["columns"]
+    assert list(frame.columns) == expected_table(exp, "nmrnn")["columns"]
     final, chosen = (
         frame[frame["checkpoint"] == c]["mse"].to_numpy() for c in ("final", "selected")
     )

@@ -13,7 +13,6 @@ import pytest
 from nmrnn import claims as cl
 from nmrnn import config as C
 from nmrnn import experiments as ex
-from nmrnn.architectures import build_model
 from nmrnn.figures.fig4 import analyse as an
 from nmrnn.figures.fig4 import claims as claims4
 from nmrnn.figures.fig4 import plot as pl
@@ -202,13 +201,14 @@ def _write_untrained_run(exps, root: Path):
     first = first._replace(inputs=first.inputs[..., :6])
     second = TaskData(*(a[18:] for a in trials[:3]), {k: v[18:] for k, v in trials.events.items()})
     rng = np.random.default_rng(0)
+    stage1 = ex.parse(exps, "multitask")
     for seed in range(2):
         for name, data in (("multitask", first), ("multitask_transfer", second)):
             tree = {"train": taskdata_tree(data), "test": taskdata_tree(data)}
             path = root / name / "data" / f"seed{seed}.npz"
             save_tree(path, tree, file_identity(path))
-        for arch in exps["multitask"]["archs"]:
-            model = build_model(ex.model_settings(exps, "multitask", arch))
+        for arch, spec in stage1.archs.items():
+            model = spec.model
             v = _random_variables(model, 6, rng)
             path = root / "multitask" / arch / f"seed{seed}" / "params.npz"
             save_tree(path, v, file_identity(path))
@@ -280,9 +280,9 @@ def test_analyse_without_nmrnn(tiny_run, tmp_path, pipeline_files):
     only_lr = copy.deepcopy(exps)
     for name in ("multitask", "multitask_transfer"):
         only_lr[name]["archs"] = {"lrrnn": only_lr[name]["archs"]["lrrnn"]}
-    only_lr["multitask"]["archs"]["lrrnn"]["settings"]["N"] = ex.model_settings(
-        exps, "multitask", "lrrnn"
-    )["N"]  # the size matched to the (now absent) NM-RNN
+    only_lr["multitask"]["archs"]["lrrnn"]["settings"]["N"] = (
+        ex.parse(exps, "multitask").archs["lrrnn"].settings["N"]
+    )  # the size matched to the (now absent) NM-RNN
     analysis = an.analyse(only_lr, pipeline_files(only_lr, root))
     assert analysis["gains"] == {} and analysis["pca"] == {} and int(analysis["nmrnn_seed"]) == -1
     assert list(analysis["outputs"]) == ["lrrnn"]
@@ -324,15 +324,19 @@ def test_selected_parameters_are_scored_claimed_and_carried_into_transfer():
     exps = _tiny_experiments()
     for name in exps:
         exps[name]["select_best"] = {"on": "train", "every": 1}
-    model = build_model(ex.model_settings(exps, "multitask", "nmrnn"))
+    parsed = {}
+    stage1 = ex.parse(exps, "multitask", parsed)
+    model = stage1.archs["nmrnn"].model
     rng = np.random.default_rng(1)
     variables = _random_variables(model, 6, rng)
     variables["selected_params"] = _random_variables(model, 6, rng)["params"]
-    data = ex.make_task_data(exps["multitask"], "multitask", 0)
-    frame = evaluate(exps, "multitask", "nmrnn", 0, variables, data)
-    assert list(frame.columns) == expected_table(exps, "multitask", "nmrnn")["columns"]
+    data = ex.make_task_data(stage1.data, 0)
+    frame = evaluate(stage1, "nmrnn", 0, variables, data)
+    assert list(frame.columns) == expected_table(stage1, "nmrnn")["columns"]
     assert list(frame["checkpoint"]) == ["final"] * 3 + ["selected"] * 3
 
-    _, start = ex.initial_variables(exps, "multitask_transfer", "nmrnn", [0], [variables])
+    transfer = ex.parse(exps, "multitask_transfer", parsed)
+    assert transfer.source is stage1  # read once
+    start = ex.initial_variables(transfer, "nmrnn", [0], [variables])
     widened = np.asarray(start["params"]["B_z"][0])
     np.testing.assert_allclose(widened[:, :-1], variables["selected_params"]["B_z"], rtol=1e-6)

@@ -13,7 +13,7 @@ import pytest
 
 from nmrnn import claims as cl
 from nmrnn import experiments as ex
-from nmrnn.architectures import build_model
+from nmrnn.architectures import parameter_count
 from nmrnn.figures.fig5 import analyse as fig5
 from nmrnn.figures.fig5 import claims as claims5
 from nmrnn.figures.fig5 import plot as plot5
@@ -170,13 +170,13 @@ def _write_run(root, experiments, selection: bool, pipeline_files):
     (random variables: the analysis does not care whether they were trained). With
     ``selection``, also selected parameters, their step and a validation column, as the export
     of a run with checkpoint selection writes them."""
-    exp = experiments["eft"]
-    for seed in range(exp["seeds"]):
-        data = ex.make_task_data(exp, "eft", seed)
+    exp = ex.parse(experiments, "eft")
+    for seed in range(exp.settings["seeds"]):
+        data = ex.make_task_data(exp.data, seed)
         path = root / "eft" / "data" / f"seed{seed}.npz"
         save_tree(path, {k: taskdata_tree(v) for k, v in data.items()}, file_identity(path))
-        for i, arch in enumerate(exp["archs"]):
-            model = build_model(ex.model_settings(experiments, "eft", arch))
+        for i, (arch, spec) in enumerate(exp.archs.items()):
+            model = spec.model
             folder = root / "eft" / arch / f"seed{seed}"
             variables = _random_variables(model, 10 * seed + i)
             loss = 37.0 * np.exp(-np.arange(450) / (100 + 50 * i)) + seed
@@ -218,12 +218,13 @@ def test_analyse_returns_what_the_figure_needs(tiny_run, tmp_path):
     archs = list(experiments["eft"]["archs"])
     assert list(loaded["meta"]["archs"]) == archs
     assert list(loaded["meta"]["is_nmrnn"]) == [True, True, False]
+    exp = ex.parse(experiments, "eft")
     for arch in archs:
         info = loaded["archs"][arch]
         assert info["mse"].shape == (2,) and np.all(np.isfinite(info["mse"]))
         assert info["curve_steps"].shape == info["curve_median"].shape == (fig5.N_CURVE_POINTS,)
         assert np.all(info["curve_q25"] <= info["curve_q75"])
-        assert int(info["n_parameters"]) == ex.n_parameters(experiments, "eft", arch)
+        assert int(info["n_parameters"]) == parameter_count(exp.archs[arch].model, n_inputs=1)
     # the curve of arch 0 decays from 37 (seed 0) / 38 (seed 1): median of the first bin
     assert loaded["archs"]["nmrnn_2_4_2"]["curve_median"][0] == pytest.approx(37.5, rel=0.02)
 
@@ -251,8 +252,9 @@ def test_analysis_mse_is_the_evaluation_mse(tiny_run):
 
     experiments, root, analysis = tiny_run
     arch = "lstm"
-    row = evaluate(experiments, "eft", arch, 1, load_tree(root / "eft" / arch / "seed1" /
-                   "params.npz"), load_tree(root / "eft" / "data" / "seed1.npz"))  # fmt: skip
+    params = load_tree(root / "eft" / arch / "seed1" / "params.npz")
+    data = load_tree(root / "eft" / "data" / "seed1.npz")
+    row = evaluate(ex.parse(experiments, "eft"), arch, 1, params, data)
     assert analysis["archs"][arch]["mse"][1] == pytest.approx(float(row["mse"].iloc[0]), rel=1e-5)
 
 
@@ -293,9 +295,10 @@ def test_selected_parameters_are_scored_next_to_the_final_ones(tiny_selected_run
     assert data["validation"]["inputs"].shape[0] == 32
     assert not np.array_equal(data["validation"]["inputs"][:8], data["test"]["inputs"][:8])
     rows = {}
-    for arch in experiments["eft"]["archs"]:
+    exp = ex.parse(experiments, "eft")
+    for arch in exp.archs:
         for seed in (0, 1):
-            frame = evaluate(experiments, "eft", arch, seed,
+            frame = evaluate(exp, arch, seed,
                              load_tree(root / "eft" / arch / f"seed{seed}" / "params.npz"),
                              load_tree(root / "eft" / "data" / f"seed{seed}.npz"))  # fmt: skip
             assert list(frame["checkpoint"]) == ["final", "selected"]
@@ -333,19 +336,22 @@ def test_experiment_selection_needs_eft_and_validation_trials():
     from nmrnn.config import ConfigError
     from nmrnn.training import Selection
 
-    exp = dict(_tiny_experiments()["eft"], select_best={"every": 5, "trials": 8})
-    data = [ex.make_task_data(exp, "eft", s) for s in range(2)]
+    def parsed(**changes):
+        return ex.parse({"eft": dict(_tiny_experiments()["eft"], **changes)}, "eft")
+
+    exp = parsed(select_best={"every": 5, "trials": 8})
+    data = [ex.make_task_data(exp.data, s) for s in range(2)]
     chooser = ex.selection(exp, data)
     assert isinstance(chooser, Selection) and chooser.every == 5
     assert chooser.batch.inputs.shape[:2] == (2, 8)
-    assert ex.selection(_tiny_experiments()["eft"], data) is None  # not configured
+    assert ex.selection(parsed(), data) is None  # not configured
     with pytest.raises(ConfigError, match="regenerate"):
         ex.selection(exp, [{"test": d["test"]} for d in data])
     with pytest.raises(ConfigError, match="available for the eft and decision task"):
-        ex.selection(dict(exp, task="mwg"), data)
+        ex.selection(parsed(select_best={"every": 5, "trials": 8}, task="mwg"), data)
     # the authors' rule needs no validation trials, and MWG has it too
     on_train = {"every": 5, "on": "train"}
-    chooser = ex.selection(dict(exp, select_best=on_train), [{"test": d["test"]} for d in data])
+    chooser = ex.selection(parsed(select_best=on_train), [{"test": d["test"]} for d in data])
     assert chooser.on == "train" and chooser.batch is None
-    assert ex.selection(dict(exp, task="mwg", select_best=on_train), []).on == "train"
-    assert ex.selection(dict(exp, task="multitask", select_best=on_train), []).on == "train"
+    assert ex.selection(parsed(task="mwg", select_best=on_train), []).on == "train"
+    assert ex.selection(parsed(task="multitask", select_best=on_train), []).on == "train"

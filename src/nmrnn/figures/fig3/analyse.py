@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nmrnn import theory
-from nmrnn.architectures import build_model
-from nmrnn.experiments import model_settings
+from nmrnn.experiments import parse
 from nmrnn.figures.common import RunFiles, jnp_tree, runner
 from nmrnn.figures.fig3.claims import EXPERIMENT, target_variance
 from nmrnn.io import load_tree, tree_taskdata
@@ -195,10 +194,10 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
     """Everything Figure 3 draws, from the trained MWG networks of every seed (see module doc).
 
     ``files``: the parameters of every (mwg, arch, seed) and the task data of every seed."""
-    exp = experiments[EXPERIMENT]
-    seeds = list(range(int(exp["seeds"])))
-    archs = [a for a in ARCH_ORDER if a in exp["archs"]] + [
-        a for a in exp["archs"] if a not in ARCH_ORDER
+    exp = parse(experiments, EXPERIMENT)
+    seeds = list(range(int(exp.settings["seeds"])))
+    archs = [a for a in ARCH_ORDER if a in exp.archs] + [
+        a for a in exp.archs if a not in ARCH_ORDER
     ]
     test = tree_taskdata(load_tree(files.task_data(EXPERIMENT, seeds[0]))["test"])
     intervals = np.asarray(test.events["interval"]).astype(int)
@@ -222,7 +221,7 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
         "archs": {},
     }
     for arch in archs:
-        model = build_model(model_settings(experiments, EXPERIMENT, arch))
+        model = exp.archs[arch].model
         run = runner(model)
         mses, trajs, variables_of = [], [], []
         for seed in seeds:

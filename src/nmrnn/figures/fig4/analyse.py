@@ -18,8 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmrnn.architectures import build_model
-from nmrnn.experiments import model_settings
+from nmrnn.experiments import Experiment, parse
 from nmrnn.figures.common import RunFiles, jnp_tree, pca, runner
 from nmrnn.io import load_tree, tree_taskdata
 from nmrnn.tasks import multitask as mt
@@ -114,17 +113,16 @@ def _ordered(archs) -> list[str]:
 class _Run:
     """Trained networks and task data of one experiment, loaded lazily."""
 
-    def __init__(self, experiments, experiment, files: RunFiles):
+    def __init__(self, experiments, experiment, files: RunFiles, parsed: dict[str, Experiment]):
         self.experiments, self.experiment, self.files = experiments, experiment, files
+        self.parsed = parsed  # shared by the runs of one analysis: a source is read once
         self.seeds = list(range(int(experiments[experiment]["seeds"])))
         self.archs = _ordered(experiments[experiment]["archs"])
-        self._models, self._data, self._runs, self._apply = {}, {}, {}, {}
+        self._data, self._runs, self._apply = {}, {}, {}
 
     def model(self, arch):
-        if arch not in self._models:
-            settings = model_settings(self.experiments, self.experiment, arch)
-            self._models[arch] = build_model(settings)
-        return self._models[arch]
+        # Read when a network is first needed.
+        return parse(self.experiments, self.experiment, self.parsed).arch(arch).model
 
     def variables(self, arch, seed):
         return load_tree(self.files.file(self.experiment, arch, seed, "params"))
@@ -275,8 +273,9 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
     ``files``: the parameters of every (experiment, arch, seed) and the task data of every seed.
     """
     name1, name2 = _experiment_names(experiments)
-    stage1 = _Run(experiments, name1, files) if name1 else None
-    transfer = _Run(experiments, name2, files) if name2 else None
+    parsed: dict[str, Experiment] = {}
+    stage1 = _Run(experiments, name1, files, parsed) if name1 else None
+    transfer = _Run(experiments, name2, files, parsed) if name2 else None
     chooser = transfer if transfer and "nmrnn" in transfer.archs else stage1
     seed = chooser.representative_seed("nmrnn") if chooser and "nmrnn" in chooser.archs else -1
     return {

@@ -34,7 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from nmrnn import experiments as ex
-from nmrnn.architectures import build_model, parameter_count
 from nmrnn.figures.common import RunFiles, bin_curve, jnp_tree, pca, runner
 from nmrnn.figures.fig5.claims import EXPERIMENT, best_of
 from nmrnn.io import load_tree, read_csv_checked, read_seed_json, tree_taskdata
@@ -53,11 +52,6 @@ EXAMPLE_QUERY = 14
 LATE_STEPS = 5  # "late" z: the last LATE_STEPS steps of the trial
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def is_nmrnn(experiments: Mapping[str, Any], arch: str, experiment: str = EXPERIMENT) -> bool:
-    """Whether an architecture of the experiment is an NM-RNN (its model is ``nmrnn``)."""
-    return experiments[experiment]["archs"][arch].get("model") == "nmrnn"
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -288,10 +282,9 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
 
     ``files``: the parameters, losses and metadata of every (eft, arch, seed) and the task data of
     every seed."""
-    exp = experiments[EXPERIMENT]
-    seeds = list(range(int(exp["seeds"])))
-    archs = list(exp["archs"])
-    n_inputs, _ = ex.task_dimensions(exp)
+    exp = ex.parse(experiments, EXPERIMENT)
+    seeds = list(range(int(exp.settings["seeds"])))
+    archs = list(exp.archs)
     tests = {s: tree_taskdata(load_tree(files.task_data(EXPERIMENT, s))["test"]) for s in seeds}
 
     out: dict[str, Any] = {"archs": {}}
@@ -299,7 +292,7 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
     selected_mse: dict[str, np.ndarray] = {}
     models: dict[str, Any] = {}
     for arch in archs:
-        model = build_model(ex.model_settings(experiments, EXPERIMENT, arch))
+        model = exp.archs[arch].model
         models[arch] = model
         run = runner(model)
         vals, curves, chosen, chosen_step, checks = [], [], [], [], []
@@ -323,7 +316,7 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
         out["archs"][arch] = {
             "seeds": np.asarray(seeds),
             "mse": mse[arch],
-            "n_parameters": np.asarray(parameter_count(model, n_inputs)),
+            "n_parameters": np.asarray(exp.archs[arch].n_parameters),
             "curve_steps": steps,
             "curves": stacked,
             "curve_q25": quantiles[0],
@@ -338,7 +331,7 @@ def analyse(experiments: Mapping[str, Any], files: RunFiles) -> dict:
                 validation_curves=np.stack([c[:length] for c in checks]),
             )
 
-    nm_archs = [a for a in archs if is_nmrnn(experiments, a)]
+    nm_archs = [a for a in archs if exp.archs[a].kind == "nmrnn"]
     out["meta"] = {
         "experiment": np.asarray(EXPERIMENT),
         "archs": np.asarray(archs),
