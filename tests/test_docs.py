@@ -106,6 +106,7 @@ def test_outside_checks_fill_their_column(copy):
         ("<!-- table:nosuch -->\n<!-- /table -->\n", "unknown table 'nosuch'"),
         ("<!-- table:summary -->\nno end\n", "without its '<!-- /table -->'"),
         ("<!-- table:protocols -->\n<!-- /table -->\n", "needs a claim number"),
+        ("<!-- table:comparisons -->\n<!-- /table -->\n", "table comparisons needs a folder"),
         ("<!-- table:claims figures/nowhere -->\n<!-- /table -->\n", "figures/nowhere/claims.csv"),
     ],
 )
@@ -174,3 +175,19 @@ def test_the_run_table_names_what_it_lacks(tmp_path):
     (tmp_path / "figures/PROVENANCE.json").write_text(json.dumps(provenance(None)))
     with pytest.raises(doctables.DocTableError, match="has no 'run' section"):
         doctables.run_table(tmp_path, None)
+
+
+def test_the_comparisons_table_names_both_sides(tmp_path):
+    # fmt: off
+    row = {"claim": "4-lstm", "variant": "EFT: GRU vs LSTM", "protocol": "extension",
+           "nm": "eft/gru", "baseline": "eft/lstm", "n_nm": 10, "n_baseline": 9,
+           "median_nm": 0.0607, "median_baseline": 0.0674, "ratio": 0.9, "p_value": 0.4,
+           "holds": True, "ratio_ci_low": 0.274, "ratio_ci_high": 2.86, "p_holds": 0.79}
+    # fmt: on
+    (tmp_path / "figures/x").mkdir(parents=True)
+    pd.DataFrame([row]).to_csv(tmp_path / "figures/x/protocols.csv", index=False)
+    table = doctables.comparisons_table(tmp_path, "figures/x")
+    assert (
+        "| EFT: GRU vs LSTM | 4-lstm | eft/gru (10) | eft/lstm (9) | 0.0607 | 0.0674 "
+        "| 0.9 [0.274, 2.86] | 0.4 | yes | 0.79 |"
+    ) in table

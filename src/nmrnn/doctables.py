@@ -284,25 +284,45 @@ def seeds_table(root: Path, arg: str | None) -> str:
         raise DocTableError(
             "table seeds needs 'matched' or 'authors', e.g. <!-- table:seeds matched -->"
         )
-    relative = f"figures/seeds/{arg}/protocols.csv"
-    table = read(root, relative)
-    header = ["claim", "variant", "seeds", "median NM-RNN", "median baseline",
-              "ratio [95% interval]", "p", "holds", "P(holds)"]  # fmt: skip
-    rows = [
-        [
-            str(r["claim"]),
-            str(r["variant"]),
-            f"{int(r['n_nm'])} / {int(r['n_baseline'])}",
-            number(r["median_nm"]),
-            number(r["median_baseline"]),
-            ratio_interval(r),
-            f"{float(r['p_value']):.2g}",
-            "yes" if truth(r["holds"]) else "**no**",
-            f"{float(r['p_holds']):.2f}",
-        ]
+    table = read(root, f"figures/seeds/{arg}/protocols.csv")
+    header = ["claim", "variant", "seeds", "median NM-RNN", "median baseline"]
+    return markdown(header + TEST_HEADER, [
+        [str(r["claim"]), str(r["variant"]), f"{int(r['n_nm'])} / {int(r['n_baseline'])}",
+         number(r["median_nm"]), number(r["median_baseline"]), *test_cells(r)]
         for _, r in table.iterrows()
+    ])  # fmt: skip
+
+
+TEST_HEADER = ["ratio [95% interval]", "p", "holds", "P(holds)"]
+
+
+def test_cells(row: pd.Series) -> list[str]:
+    """A claim test's ratio with its interval, p-value, verdict and P(holds)."""
+    return [
+        ratio_interval(row),
+        f"{float(row['p_value']):.2g}",
+        "yes" if truth(row["holds"]) else "**no**",
+        f"{float(row['p_holds']):.2f}",
     ]
-    return markdown(header, rows)
+
+
+def comparisons_table(root: Path, arg: str | None) -> str:
+    """Every comparison of ``<ARG>/protocols.csv`` (a run's ``protocols.output_dir``, e.g.
+    ``figures/extension``) with its two sides named: the first side's median across seeds
+    against the second's, under the test of the claim it names."""
+    if not arg:
+        raise DocTableError(
+            "table comparisons needs a folder, e.g. <!-- table:comparisons figures/extension -->"
+        )
+    table = read(root, f"{arg}/protocols.csv")
+    header = ["variant", "claim test", "first side (seeds)", "second side (seeds)",
+              "median first", "median second"]  # fmt: skip
+    return markdown(header + TEST_HEADER, [
+        [str(r["variant"]), str(r["claim"]), f"{r['nm']} ({int(r['n_nm'])})",
+         f"{r['baseline']} ({int(r['n_baseline'])})", number(r["median_nm"]),
+         number(r["median_baseline"]), *test_cells(r)]
+        for _, r in table.iterrows()
+    ])  # fmt: skip
 
 
 def checkpoints(metrics: pd.DataFrame) -> list[str]:
@@ -470,6 +490,7 @@ TABLES: dict[str, Callable[[Path, str | None], str]] = {
     "claims": claims_table,
     "protocols": protocols_table,
     "seeds": seeds_table,
+    "comparisons": comparisons_table,
     "mwg": mwg_table,
     "eft": eft_table,
     "multitask": multitask_table,

@@ -65,7 +65,7 @@ COLUMNS = (
     "p_holds",
 )
 SEED_COLUMNS = ("claim", "variant", "side", "seed", "value")
-PROTOCOLS = ("matched", "switch", "control", "authors")
+PROTOCOLS = ("matched", "switch", "control", "authors", "extension")
 
 
 def side_label(side: Mapping[str, Any], arch: str | None = None) -> str:
@@ -318,6 +318,7 @@ def plot_protocols(table: pd.DataFrame, points: Mapping, png_out: str) -> None:
         "authors": "#d62728",
         "switch": "#7f7f7f",
         "control": "#2ca02c",
+        "extension": "#9467bd",
     }
     for ax, claim in zip(axes, claims, strict=True):
         rows = table[table["claim"] == claim].set_index("variant")
