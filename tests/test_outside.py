@@ -206,3 +206,26 @@ def test_docs_table_is_generated_from_the_csv(tmp_path):
     assert outside.docs_block(text) == outside.markdown_table(table.head(2))
     with pytest.raises(outside.OutsideError, match="no outside-table markers"):
         outside.docs_block("no markers here", "x.md")
+
+
+def test_float64_outputs_check_the_equations_beyond_float32_rounding(base, tmp_path):
+    """Their outputs in float64: this project's model runs in float64 too, so float64 outputs of
+    the same equations pass a 1e-9 bound, and float32 outputs stored as float64 (rounding
+    differences only, ~1e-7) do not."""
+    model, variables, _ = _own_network(base, "eft", "nmrnn_5_13_12")
+    inputs = np.random.default_rng(0).normal(0.0, 5.0, (4, 26, 1)).astype(np.float32)
+    with jax.enable_x64(True):
+        tree = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), variables)
+        y64 = np.asarray(model.apply(tree, jnp.asarray(inputs, jnp.float64))["y"])
+    assert y64.dtype == np.float64
+    y32 = np.asarray(model.apply(variables, jnp.asarray(inputs))["y"], np.float64)
+    assert outside.forward_difference(model, variables, inputs, y64) < 1e-12
+    assert outside.forward_difference(model, variables, inputs, y32.astype(np.float32)) < 1e-5
+    assert 1e-9 < outside.forward_difference(model, variables, inputs, y32) < 1e-5
+
+    man = {"claim": "4", "experiment": "eft", "arch": "nmrnn_5_13_12", "authors_model": "eft_nmrnn",
+           "key": 0}  # fmt: skip
+    run = _write_run(tmp_path, "r64", man, model, variables, inputs, ("final",))
+    np.save(run / "final" / "check_outputs.npy", y32)  # float32 values, stored as float64
+    with pytest.raises(outside.OutsideError, match=r"r64/final \(.* > 1e-09\)"):
+        outside.outside_table(tmp_path, CONFIG, OVERLAY, references={})
