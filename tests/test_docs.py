@@ -191,3 +191,24 @@ def test_the_comparisons_table_names_both_sides(tmp_path):
         "| EFT: GRU vs LSTM | 4-lstm | eft/gru (10) | eft/lstm (9) | 0.0607 | 0.0674 "
         "| 0.9 [0.274, 2.86] | 0.4 | yes | 0.79 |"
     ) in table
+
+
+def test_the_outside_summary_aggregates_keys(tmp_path):
+    base = {"claim": 4, "code": "authors", "experiment": "eft", "arch": "lstm",
+            "checkpoint": "selected", "metric": "mse", "testset": "generated", "task": None,
+            "authors_n": 10, "authors_min": 0.02, "authors_median": 0.1, "authors_max": 30.0,
+            "matched_n": 10, "matched_min": 0.01, "matched_median": 0.07,
+            "matched_max": 0.3}  # fmt: skip
+    rows = [{**base, "key": k, "value": v} for k, v in ((0, 0.04), (1, 0.01), (2, 0.07))]
+    # stage-1 multitask rows keep the atan2 rule only
+    stage1 = {**base, "claim": 3, "experiment": "multitask", "arch": "nmrnn", "task": "delay_pro"}
+    rows += [{**stage1, "key": 13, "metric": m, "value": 99.0}
+             for m in ("percent_correct_atan2", "percent_correct_arctan")]  # fmt: skip
+    (tmp_path / "figures").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "figures/outside.csv", index=False)
+    table = doctables.outside_summary(tmp_path, None)
+    assert (
+        "| 4 | eft / lstm | selected | mse | generated | 0.04 (0.01–0.07, 3 keys) "
+        "| 0.1 (0.02–30, n = 10) | 0.07 (0.01–0.3, n = 10) |"
+    ) in table
+    assert "percent_correct_atan2" in table and "percent_correct_arctan" not in table

@@ -159,6 +159,44 @@ def outside_cell(outside: pd.DataFrame | None, claim: str) -> str:
     return "; ".join(cells) if cells else "not run"
 
 
+def outside_summary(root: Path, arg: str | None) -> str:
+    """``figures/outside.csv`` across keys: per claim, experiment, architecture, checkpoint and
+    metric, their code's values (median, min–max, number of keys) beside this project's per-seed
+    values of the same metric under the ``authors`` protocol and the matched one. Stage-1
+    multitask rows are given for the atan2 rule only (the per-key table has both rules)."""
+    table = read(root, "figures/outside.csv")
+    table["task"] = table["task"].astype("string").fillna("")
+    table["testset"] = table["testset"].astype("string").fillna("")
+    stage1_arctan = (table["experiment"] == "multitask") & (
+        table["metric"] == "percent_correct_arctan"
+    )
+    table = table[~stage1_arctan]
+    keys = ["claim", "experiment", "arch", "checkpoint", "metric", "testset", "task"]
+    rows = []
+    for group, part in table.groupby(keys, sort=False):
+        claim, experiment, arch, checkpoint, metric, testset, task = group
+        first = part.iloc[0]
+        values = part["value"]
+        ours = [
+            f"{number(first[f'{side}_median'])} ({number(first[f'{side}_min'])}–"
+            f"{number(first[f'{side}_max'])}, n = {int(first[f'{side}_n'])})"
+            if pd.notna(first[f"{side}_median"])
+            else "–"
+            for side in ("authors", "matched")
+        ]
+        rows.append([
+            str(claim), f"{experiment} / {arch}", str(checkpoint), str(metric),
+            ", ".join(x for x in (testset, task) if x),
+            f"{number(values.median())} ({number(values.min())}–{number(values.max())}, "
+            f"{values.size} keys)",
+            *ours,
+        ])  # fmt: skip
+    header = ["claim", "experiment / arch", "checkpoint", "metric", "test set, task",
+              "their code: median (min–max)", "`authors` protocol seeds: median (min–max)",
+              "matched seeds: median (min–max)"]  # fmt: skip
+    return markdown(header, rows)
+
+
 def summary(root: Path, arg: str | None) -> str:
     """One row per claim: its verdict under the matched protocol, the authors' protocol and,
     where an outside check exists, the authors' own code."""
@@ -496,6 +534,7 @@ TABLES: dict[str, Callable[[Path, str | None], str]] = {
     "multitask": multitask_table,
     "theory": theory_table,
     "run": run_table,
+    "outside": outside_summary,
 }
 
 
