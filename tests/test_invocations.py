@@ -42,6 +42,19 @@ def test_record_and_read_round_trip(tmp_path):
     assert inv.read(tmp_path / "missing.jsonl") == []
 
 
+def test_runs_sharing_a_results_folder_are_told_apart_by_their_figures(tmp_path):
+    path = tmp_path / "invocations.jsonl"
+    inv.record(path, "start", cores=2)  # recorded without a figures folder: counts for every run
+    inv.record(path, "end", ok=True)
+    inv.record(path, "start", cores=2, figures="figures/")
+    inv.record(path, "end", ok=True)
+    inv.record(path, "start", cores=1, figures="figures/extension")
+    inv.record(path, "end", ok=True)
+    assert [r["figures"] for r in inv.read(path)] == [None, "figures", "figures/extension"]
+    assert [r["figures"] for r in inv.read(path, "figures")] == [None, "figures"]
+    assert [r["cores"] for r in inv.read(path, "figures/extension/")] == [2, 1]
+
+
 def test_bad_lines_and_events_are_named(tmp_path):
     path = tmp_path / "invocations.jsonl"
     path.write_text('{"event": "start", "time": 1, "cores": 1}\nnot json\n')

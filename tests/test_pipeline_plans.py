@@ -37,8 +37,14 @@ def test_only_training_goes_to_the_cluster():
 
 def test_full_config_plans_every_job():
     # --forceall: the committed figures/ (fig2 has no inputs) must not hide jobs from the plan
-    result = snakemake("-n", "--forceall", "--quiet", "rules")
+    result = snakemake("-n", "--forceall")
     assert result.returncode == 0, result.stderr
+    # task data before any training: the multitask stage 1 (longest chain) must not wait for it
+    priorities: dict[str, list[int]] = {}
+    output = result.stdout + result.stderr
+    for rule, priority in re.findall(r"rule (\w+):(?:\n    .*)*?\n    priority: (\d+)", output):
+        priorities.setdefault(rule, []).append(int(priority))
+    assert min(priorities["task_data"]) > max(priorities["train"])
     config = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]
     seeds = {name: exp.get("seeds", 5) for name, exp in config.items()}
     runs = sum(len(exp["archs"]) * seeds[name] for name, exp in config.items())

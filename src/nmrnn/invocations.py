@@ -19,13 +19,23 @@ from typing import Any
 EVENTS = ("start", "end")
 
 
-def record(path: str | Path, event: str, cores: int | None = None, ok: bool = True) -> None:
-    """Append one event of this invocation (``start`` with its cores, or ``end``)."""
+def record(
+    path: str | Path,
+    event: str,
+    cores: int | None = None,
+    ok: bool = True,
+    figures: str | None = None,
+) -> None:
+    """Append one event of this invocation (``start`` with its cores and the figures folder it
+    renders, or ``end``). Runs that share a results folder (a profile training beside the paper
+    run) are told apart by their figures folder."""
     if event not in EVENTS:
         raise ValueError(f"unknown invocation event {event!r}; choose one of {EVENTS}")
     line: dict[str, Any] = {"event": event, "time": round(time.time(), 3)}
     if event == "start":
         line["cores"] = int(cores) if cores is not None else None
+        if figures is not None:
+            line["figures"] = str(figures).rstrip("/")
     else:
         line["ok"] = bool(ok)
     path = Path(path)
@@ -34,10 +44,11 @@ def record(path: str | Path, event: str, cores: int | None = None, ok: bool = Tr
         handle.write(json.dumps(line) + "\n")
 
 
-def read(path: str | Path) -> list[dict[str, Any]]:
+def read(path: str | Path, figures: str | None = None) -> list[dict[str, Any]]:
     """The invocations of a results folder, oldest first: ``start``, ``end`` (None while it runs
-    or when it was killed without a hook), ``cores``, ``ok``. A missing file gives none; a line
-    that is not a recorded event is named with its line number."""
+    or when it was killed without a hook), ``cores``, ``ok``, ``figures``. With ``figures``, only
+    the invocations that rendered that figures folder, and those recorded without one. A missing
+    file gives none; a line that is not a recorded event is named with its line number."""
     path = Path(path)
     if not path.exists():
         return []
@@ -51,9 +62,13 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}:{number}: not an invocation record ({error})") from None
         if event == "start":
-            runs.append({"start": at, "end": None, "cores": line.get("cores"), "ok": None})
+            runs.append({"start": at, "end": None, "cores": line.get("cores"), "ok": None,
+                         "figures": line.get("figures")})  # fmt: skip
         elif event == "end" and runs and runs[-1]["end"] is None:
             runs[-1]["end"], runs[-1]["ok"] = at, bool(line.get("ok", True))
+    if figures is not None:
+        wanted = str(figures).rstrip("/")
+        runs = [run for run in runs if run["figures"] in (None, wanted)]
     return runs
 
 

@@ -401,5 +401,6 @@ def write_provenance(
         **environment_info(),
     }
     if invocations is not None:
-        record["run"] = run_timing(read_invocations(invocations), total)
+        figures = config.get("figures_dir")
+        record["run"] = run_timing(read_invocations(invocations, figures), total)
     write_json(output, record)

@@ -4,7 +4,7 @@ rule analyse:
     input:
         unpack(analysis_inputs),
     output:
-        f"{RESULTS}/analysis/{{figure}}.npz",
+        f"{ANALYSIS}/{{figure}}.npz",
     log:
         f"{RESULTS}/logs/analyse/{{figure}}.log",
     benchmark:

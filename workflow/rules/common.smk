@@ -30,7 +30,7 @@ INVOCATIONS = f"{RESULTS}/invocations.jsonl"
 
 
 onstart:
-    invocations.record(INVOCATIONS, "start", workflow.cores)
+    invocations.record(INVOCATIONS, "start", workflow.cores, figures=config["figures_dir"])
 
 
 onsuccess:
@@ -42,6 +42,14 @@ onerror:
 
 
 FIGURES = config["figures_dir"].rstrip("/")
+# A figure's analysis belongs to its figures folder. The run that owns a results folder (figures
+# in <results>/figures, or results[/X] with figures[/X]) keeps <results>/analysis; a profile that
+# trains in another run's results folder but draws its own figures (profiles/extension and
+# profiles/seeds beside the paper run) gets a subfolder, so neither overwrites the other's.
+if FIGURES in (f"{RESULTS}/figures", RESULTS.replace("results", "figures", 1)):
+    ANALYSIS = f"{RESULTS}/analysis"
+else:
+    ANALYSIS = f"{RESULTS}/analysis/" + FIGURES.replace("/", "-")
 # The figures, the experiments each draws and the metrics table each feeds: from the package's
 # registry (nmrnn.figures.REGISTRY), the one place they are written.
 FIGURE_NAMES = tuple(REGISTRY)
@@ -93,6 +101,12 @@ def blocks_of(experiment):
 # Training jobs whose parameters another experiment starts from (multitask stage 1) head the
 # longest chain of the run; the transfers that follow end it.
 SOURCES = {exp["pretrained"] for exp in EXPERIMENTS.values() if "pretrained" in exp}
+
+
+# Task data before any training: a few seconds per seed, and it gates the training with the
+# highest priority (the multitask stage 1 that the transfer starts from, the longest chain), which
+# otherwise waits behind shorter training whose data happened to be generated first.
+DATA_PRIORITY = 3 * 10**9
 
 
 def train_priority(wildcards):
@@ -290,7 +304,7 @@ def figure_table(wildcards):
 
 def table_analysis(wildcards):
     """The analysis a table of ANALYSIS_TABLES is written from."""
-    return f"{RESULTS}/analysis/{TABLE_FIGURE[wildcards.table]}.npz"
+    return f"{ANALYSIS}/{TABLE_FIGURE[wildcards.table]}.npz"
 
 
 def all_training_blocks():

@@ -4,6 +4,7 @@ rule task_data:
         f"{RESULTS}/{{experiment}}/data/seed{{seed}}.npz",
     log:
         f"{RESULTS}/logs/task_data/{{experiment}}/seed{{seed}}.log",
+    priority: DATA_PRIORITY
     conda:
         f"{ENVS}/cpu.yaml"
     params:

@@ -1,7 +1,7 @@
 rule plot:
     """Render one figure from its analysis and metrics (nmrnn.figures.<figure>.plot)."""
     input:
-        analysis=f"{RESULTS}/analysis/{{figure}}.npz",
+        analysis=f"{ANALYSIS}/{{figure}}.npz",
         metrics=figure_table,
     output:
         png=report(
