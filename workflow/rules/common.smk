@@ -49,7 +49,8 @@ FIGURES = config["figures_dir"].rstrip("/")
 if FIGURES in (f"{RESULTS}/figures", RESULTS.replace("results", "figures", 1)):
     ANALYSIS = f"{RESULTS}/analysis"
 else:
-    ANALYSIS = f"{RESULTS}/analysis/" + FIGURES.replace("/", "-")
+    FIGURES_SLUG = re.sub(r"[^\w.]+", "-", FIGURES)  # figures/extension -> figures-extension
+    ANALYSIS = f"{RESULTS}/analysis/{FIGURES_SLUG}"
 # The figures, the experiments each draws and the metrics table each feeds: from the package's
 # registry (nmrnn.figures.REGISTRY), the one place they are written.
 FIGURE_NAMES = tuple(REGISTRY)
