@@ -30,7 +30,9 @@ INVOCATIONS = f"{RESULTS}/invocations.jsonl"
 
 
 onstart:
-    invocations.record(INVOCATIONS, "start", workflow.cores, figures=config["figures_dir"])
+    invocations.record(
+        INVOCATIONS, "start", workflow.cores, figures=config["figures_dir"]
+    )
 
 
 onsuccess:
@@ -49,7 +51,8 @@ FIGURES = config["figures_dir"].rstrip("/")
 if FIGURES in (f"{RESULTS}/figures", RESULTS.replace("results", "figures", 1)):
     ANALYSIS = f"{RESULTS}/analysis"
 else:
-    FIGURES_SLUG = re.sub(r"[^\w.]+", "-", FIGURES)  # figures/extension -> figures-extension
+    # figures/extension -> figures-extension
+    FIGURES_SLUG = re.sub(r"[^\w.]+", "-", FIGURES)
     ANALYSIS = f"{RESULTS}/analysis/{FIGURES_SLUG}"
 # The figures, the experiments each draws and the metrics table each feeds: from the package's
 # registry (nmrnn.figures.REGISTRY), the one place they are written.
