@@ -7,7 +7,9 @@ expression, such as the fast loop's ``-m "not pipeline"``, leaves them out.
 Compiled XLA programs are kept in pytest's cache folder (``.pytest_cache/d/jax``), so a second
 run of the suite compiles almost nothing (``tests/test_rollouts.py`` and ``tests/test_models.py``:
 191 s cold, 42 s warm on 2 cores). The programs are the same either way; ``-p no:cacheprovider``
-or ``NMRNN_TEST_JAX_CACHE=0`` turns it off.
+or ``NMRNN_TEST_JAX_CACHE=0`` turns it off. The tests compile with the jobs' XLA CPU code
+generation flags (:func:`nmrnn.runtime.tune_cpu_codegen`), so the gradient and rollout tests check
+the code the pipeline trains with.
 
 The suite runs on several workers (pytest-xdist, ``addopts`` in ``pyproject.toml``), one test file
 per worker at a time. Under it the pipeline tests are put first, so the smoke run, the longest
@@ -21,6 +23,10 @@ import os
 
 
 def pytest_configure(config):
+    # The pipeline's jobs compile with these XLA CPU flags (nmrnn.runtime): so do the tests.
+    from nmrnn.runtime import tune_cpu_codegen
+
+    tune_cpu_codegen()
     cache = getattr(config, "cache", None)
     if cache is None or os.environ.get("NMRNN_TEST_JAX_CACHE") == "0":
         return

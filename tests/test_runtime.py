@@ -71,3 +71,36 @@ def test_the_pool_really_gets_the_thread_count():
     one = run(1, state="count")[0]
     four = run(4, state="count")[0]
     assert four > one
+
+
+CODEGEN = """
+import os, sys
+from nmrnn.runtime import tune_cpu_codegen
+if sys.argv[1] == "started":
+    import jax
+    jax.numpy.zeros(1).block_until_ready()
+print(tune_cpu_codegen(), "|", os.environ.get("XLA_FLAGS", ""))
+"""
+
+
+def run_codegen(state="fresh", xla_flags=None):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", CODEGEN, state], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()[-1]
+    applied, flags = out.split("|")
+    return applied.strip() == "True", flags.strip()
+
+
+def test_codegen_flags_are_added_before_the_backend_starts():
+    assert run_codegen() == (True, "--xla_cpu_prefer_vector_width=512")
+    assert run_codegen(xla_flags="--foo=1") == (True, "--foo=1 --xla_cpu_prefer_vector_width=512")
+
+
+def test_codegen_flags_of_the_user_win_and_a_started_backend_is_left_alone():
+    user = "--xla_cpu_prefer_vector_width=256"
+    assert run_codegen(xla_flags=user) == (False, user)
+    assert run_codegen("started") == (False, "")

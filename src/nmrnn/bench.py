@@ -33,7 +33,7 @@ from nmrnn import config as config_io
 from nmrnn import experiments as ex
 from nmrnn import training
 from nmrnn.architectures import count_parameters
-from nmrnn.runtime import limit_cpu_threads
+from nmrnn.runtime import limit_cpu_threads, tune_cpu_codegen
 
 # ----------------------------------------------------------------------------- what to run
 
@@ -341,6 +341,7 @@ def _timing_job(config, rows, seed_counts, steps, chunks, threads, barrier, queu
     """One of several programs timed side by side: every row starts, and its timed chunks
     start, when every job is ready (``barrier``), so the timings overlap."""
     limit_cpu_threads(threads)
+    tune_cpu_codegen()
     experiments = config_io.load(config)["experiments"]
     for exp, a in parsed_rows(experiments, rows):
         for s in seed_counts:
@@ -522,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_io.ConfigError as error:
         parser.error(f"--config: {error}")
     limit_cpu_threads(args.threads)
+    tune_cpu_codegen()
     experiments = config["experiments"]
     seed_counts = args.seeds
     rows = _select(paper_rows(experiments), args.only)

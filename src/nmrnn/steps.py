@@ -34,7 +34,7 @@ from nmrnn.io import (
     write_json,
     write_text,
 )
-from nmrnn.runtime import limit_cpu_threads, use_compilation_cache
+from nmrnn.runtime import limit_cpu_threads, tune_cpu_codegen, use_compilation_cache
 
 
 def train_block(
@@ -56,6 +56,7 @@ def train_block(
 
     ``threads``: the CPU cores this job may use; XLA's CPU backend keeps to that many threads."""
     limit_cpu_threads(threads)
+    tune_cpu_codegen()
     import jax
 
     use_compilation_cache(compilation_cache)
@@ -245,6 +246,7 @@ def evaluate_seed(
     """Score one trained seed on its experiment's test set(s); write tidy rows as CSV.
     ``threads``: as for :func:`train_block`."""
     limit_cpu_threads(threads)
+    tune_cpu_codegen()
     use_compilation_cache(compilation_cache)
     from nmrnn.evaluation import evaluate
     from nmrnn.experiments import check_variables, parse
