@@ -292,21 +292,50 @@ def transposed(*matrices):
     return jax.lax.optimization_barrier(tuple(None if w is None else w.T for w in matrices))
 
 
-def sum_outer_t(narrow: Array, wide: Array) -> Array:
-    """Σ over (time, batch) of narrowᵀ wide: narrow (T, B, Q), wide (T, B, P) → (Q, P).
+def sum_outer_t(a: Array, b: Array) -> Array:
+    """Σ over (time, batch) of aᵀ b: a (T, B, Q), b (T, B, P) → (Q, P).
 
-    One matrix product with only the narrow operand transposed: a transposed copy of a
-    (T·B, N) trajectory costs more than the product itself on CPU. The barriers keep XLA from
-    folding a transpose into the product: the one of the narrow operand (XLA would transpose the
-    wide operand instead) and one its caller applies to the result (e.g. ∂R = (Σ …)ᵀ): folded,
-    that one turns the product into wideᵀ narrow, which XLA's CPU backend runs as a generic
-    product contracting the wide operand's leading axis instead of through its fast small-matrix
-    library (multitask NM-RNN, LR-RNN and vanilla training iteration 0.87-0.91×, MWG NM-RNN
-    0.91×, measured in one process; docs/runtime.md).
+    One matrix product in which only the narrower operand is transposed: a transposed copy of a
+    (T·B, N) trajectory costs more than the product itself on CPU (for Q > P the product is
+    bᵀa and its small (P, Q) result is transposed). The barriers keep XLA from folding a
+    transpose into the product: the one of the narrow operand (XLA would transpose the wide one
+    instead) and any its caller applies to the result (e.g. ∂R = (Σ …)ᵀ): folded, that one turns
+    the product into wideᵀ narrow, which XLA's CPU backend runs as a generic product contracting
+    the wide operand's leading axis instead of through its fast small-matrix library (training
+    iteration of the multitask NM-RNN, LR-RNN and vanilla RNN 0.84-0.91×, measured in one
+    process; docs/runtime.md).
     """
-    narrow = narrow.reshape(-1, narrow.shape[-1])
-    wide = wide.reshape(-1, wide.shape[-1])
-    return jax.lax.optimization_barrier(jax.lax.optimization_barrier(narrow.T) @ wide)
+    a = a.reshape(-1, a.shape[-1])
+    b = b.reshape(-1, b.shape[-1])
+    if a.shape[-1] > b.shape[-1]:
+        return jax.lax.optimization_barrier(jax.lax.optimization_barrier(b.T) @ a).T
+    return jax.lax.optimization_barrier(jax.lax.optimization_barrier(a.T) @ b)
+
+
+def project_inputs(inputs: Array, W: Array, b: Array | None = None, custom: bool = True) -> Array:
+    """inputs (T, B, U) @ Wᵀ (+ b) → (T, B, P), with W (P, U): the input drive of every step at
+    once. ``custom``: its reverse pass forms ∂W with :func:`sum_outer_t` (transposing the U-wide
+    inputs, not the P-wide cotangent, as JAX's own transpose of the product would); reverse mode
+    only, so ``custom=False`` (a model's ``gradient="autodiff"``) leaves it to JAX."""
+    b = jnp.zeros(W.shape[0], W.dtype) if b is None else b
+    return _project(inputs, W, b) if custom else inputs @ W.T + b
+
+
+@jax.custom_vjp
+def _project(inputs, W, b):
+    return inputs @ W.T + b
+
+
+def _project_fwd(inputs, W, b):
+    return inputs @ W.T + b, (inputs, W)
+
+
+def _project_bwd(saved, g):
+    inputs, W = saved
+    return g @ W, sum_outer_t(g, inputs), g.sum(axis=(0, 1))
+
+
+_project.defvjp(_project_fwd, _project_bwd)
 
 
 def is_zero(ct) -> bool:

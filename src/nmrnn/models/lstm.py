@@ -4,10 +4,10 @@ hand-written reverse pass.
 pre_t = drive_t + Wh h_{t-1}, split into the gates (i, f, g, o) in that order;
 i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t-1} + i ⊙ g; h_t = o ⊙ tanh(c_t).
 
-The time loop runs the recurrence only: the input drive (u Wxᵀ + b, every step at once) and the
-readout are single large products outside it, differentiated by JAX. The reverse loop carries
-(λh, λc) and stores the adjoint of the gate pre-activations, from which dWh is one product
-afterwards.
+The time loop runs the recurrence only: the input drive (u Wxᵀ + b, every step at once, with
+the reverse pass of :func:`~nmrnn.models.common.project_inputs`) and the readout are single
+large products outside it. The reverse loop carries (λh, λc) and stores the adjoint of the gate
+pre-activations, from which dWh is one product afterwards.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from nmrnn.models.common import (
     initial_state,
     is_zero,
     normal,
+    project_inputs,
     put,
     put_all,
     sum_outer_t,
@@ -74,7 +75,10 @@ class LSTM(RecurrentModel):
         Wx_all = jnp.concatenate([Wx[g] for g in LSTM_GATES], axis=0)  # (4N, U)
         Wh_all = jnp.concatenate([Wh[g] for g in LSTM_GATES], axis=0)  # (4N, N)
         b_all = jnp.concatenate([b[g] for g in LSTM_GATES])
-        drive = time_major(inputs @ Wx_all.T + b_all)
+        # Time-major from the start: the U-wide inputs are transposed, not the 4N-wide drive,
+        # and the readout transposes only the O-wide y (training reads nothing else).
+        custom = check_gradient(self.gradient) == "custom"
+        drive = project_inputs(time_major(inputs), Wx_all, b_all, custom=custom)
         # The time loop (:func:`rollout` below), with a hand-written reverse pass unless
         # gradient="autodiff".
         batch = inputs.shape[0]
@@ -85,8 +89,8 @@ class LSTM(RecurrentModel):
             drive,
             gradient=self.gradient,
         )
-        hs, cs = batch_major((hs, cs))
-        return {"y": hs @ C.T, "h": hs, "c": cs}
+        ys, hs, cs = batch_major((hs @ C.T, hs, cs))
+        return {"y": ys, "h": hs, "c": cs}
 
 
 MODELS = (Model("lstm", LSTM),)
