@@ -21,6 +21,7 @@ from nmrnn.models.common import (
     at,
     gradient_field,
     initial_state,
+    input_drive,
     is_zero,
     leaky_custom_vjp,
     leaky_rollout,
@@ -100,14 +101,14 @@ class LRRNNWeights(NamedTuple):
 def _forward(rec: Recurrence, w: LRRNNWeights, x0, inputs, residuals):
     """Returns time-major (ys, xs) and, with ``residuals``, φ(x_{t-1}) and r_t = Rᵀφ(x_{t-1})."""
     T, (B, N), K = inputs.shape[0], x0.shape, w.left.shape[-1]
-    drive = inputs @ w.B.T
+    drive = input_drive(inputs, w.B)
     (left_T,) = transposed(w.left)
 
     def body(t, carry):
         x, bufs = carry
         phi_x = jnp.tanh(x)
         r = phi_x @ w.right
-        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * small_matmul(r, left_T) + at(drive, t))
+        x = (1.0 - rec.ax) * x + rec.ax * (rec.gain * small_matmul(r, left_T) + drive(t))
         new = (x,) + ((phi_x, r) if residuals else ())
         return x, put_all(bufs, new, t)
 

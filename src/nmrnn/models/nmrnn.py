@@ -31,6 +31,7 @@ from nmrnn.models.common import (
     check_gradient,
     gradient_field,
     initial_state,
+    input_drive,
     is_zero,
     normal,
     phi,
@@ -228,8 +229,9 @@ def _forward(
     reverse pass needs and the loop computes anyway."""
     ax, az, K = rec.ax, rec.az, w.left.shape[-1]
     T, (B, N), M = inputs_x.shape[0], x0.shape, z0.shape[-1]
-    # Input drives do not depend on the state: all steps at once.
-    drive_x = inputs_x @ w.B_x.T
+    # Input drives do not depend on the state: z's for all steps at once, x's as
+    # :func:`~nmrnn.models.common.input_drive` decides (inside the step for narrow inputs).
+    drive_x = input_drive(inputs_x, w.B_x)
     drive_z = inputs_z @ w.B_z.T
     if w.b_zx is not None:
         drive_z = drive_z + w.b_zx
@@ -253,7 +255,7 @@ def _forward(
         s = jax.nn.sigmoid(small_matmul(z, A_z_T) + w.b_z)
         if s_fix is not None:
             s = jnp.where(s_mask != 0, at(s_fix, t), s)
-        x = (1.0 - ax) * x + ax * (rec.gain * small_matmul(r * s, left_T) + at(drive_x, t))
+        x = (1.0 - ax) * x + ax * (rec.gain * small_matmul(r * s, left_T) + drive_x(t))
         new = (x, z, s) + ((phi_x, tz, r) if residuals else ())
         return x, z, put_all(bufs, new, t)
 

@@ -21,6 +21,7 @@ from nmrnn.models.common import (
     at,
     gradient_field,
     initial_state,
+    input_drive,
     is_zero,
     leaky_custom_vjp,
     leaky_rollout,
@@ -91,14 +92,14 @@ class VanillaWeights(NamedTuple):
 def _forward(rec: Recurrence, w: VanillaWeights, x0, inputs, residuals):
     """Returns time-major (ys, xs) and, with ``residuals``, φ(x_{t-1})."""
     T, (B, N) = inputs.shape[0], x0.shape
-    drive = inputs @ w.B.T
+    drive = input_drive(inputs, w.B)
     (W_T,) = transposed(w.W)
     scale = rec.gain
 
     def body(t, carry):
         x, bufs = carry
         phi_x = jnp.tanh(x)
-        x = (1.0 - rec.ax) * x + rec.ax * (scale * (phi_x @ W_T) + at(drive, t))
+        x = (1.0 - rec.ax) * x + rec.ax * (scale * (phi_x @ W_T) + drive(t))
         new = (x,) + ((phi_x,) if residuals else ())
         return x, put_all(bufs, new, t)
 
