@@ -297,8 +297,7 @@ def input_drive(inputs: Array, W: Array) -> Callable:
     (T, B, U) and W (P, U). Narrow inputs (U ≤ SMALL_CONTRACTION) are projected inside the
     step, where the product fuses into the state update; wider ones for all steps at once
     before the loop. For narrow inputs the (T, B, P) array of all steps' drives costs more to
-    write and read back than its few multiply-adds per element (multitask training iteration:
-    NM-RNN 0.88-0.95×, LR-RNN 0.89-0.91×, transfer 0.90-0.93×; docs/runtime.md)."""
+    write and read back than its few multiply-adds per element (docs/runtime.md)."""
     if inputs.shape[-1] <= SMALL_CONTRACTION:
         (W_T,) = transposed(W)
         return lambda t: small_matmul(at(inputs, t), W_T)
@@ -315,9 +314,8 @@ def sum_outer_t(a: Array, b: Array) -> Array:
     transpose into the product: the one of the narrow operand (XLA would transpose the wide one
     instead) and any its caller applies to the result (e.g. ∂R = (Σ …)ᵀ): folded, that one turns
     the product into wideᵀ narrow, which XLA's CPU backend runs as a generic product contracting
-    the wide operand's leading axis instead of through its fast small-matrix library (training
-    iteration of the multitask NM-RNN, LR-RNN and vanilla RNN 0.84-0.91×, measured in one
-    process; docs/runtime.md).
+    the wide operand's leading axis instead of through its fast small-matrix library
+    (docs/runtime.md, "Transposes and input drives").
     """
     a = a.reshape(-1, a.shape[-1])
     b = b.reshape(-1, b.shape[-1])
