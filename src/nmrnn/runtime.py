@@ -47,6 +47,16 @@ SINGLE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
 POOL_SIZE_VARIABLES = ("PJRT_NPROC", "NPROC")
 
 
+def _backend_started() -> bool:
+    """Whether JAX's backend has started: XLA reads its thread and code-generation settings
+    only then, so later changes to them have no effect."""
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge
+
+    return xla_bridge.backends_are_initialized()
+
+
 def limit_cpu_threads(threads: int | None) -> bool:
     """Keep a job's XLA CPU backend to the ``threads`` cores it was given.
 
@@ -66,11 +76,8 @@ def limit_cpu_threads(threads: int | None) -> bool:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         # 0 would mean no limit at all (every core), the opposite of what was asked.
         raise ValueError(f"threads must be None or a whole number >= 1, got {threads!r}")
-    if "jax" in sys.modules:
-        from jax._src import xla_bridge
-
-        if xla_bridge.backends_are_initialized():
-            return False
+    if _backend_started():
+        return False
     applied = False
     if not any(name in os.environ for name in POOL_SIZE_VARIABLES):
         os.environ["PJRT_NPROC"] = str(threads)
@@ -95,11 +102,8 @@ def tune_cpu_codegen() -> bool:
     Returns whether anything was set."""
     import os
 
-    if "jax" in sys.modules:
-        from jax._src import xla_bridge
-
-        if xla_bridge.backends_are_initialized():
-            return False
+    if _backend_started():
+        return False
     current = os.environ.get("XLA_FLAGS", "")
     names = {f.split("=")[0] for f in current.split()}
     missing = [f for f in CODEGEN_XLA_FLAGS if f.split("=")[0] not in names]

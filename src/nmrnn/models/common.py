@@ -324,22 +324,23 @@ def sum_outer_t(a: Array, b: Array) -> Array:
     return jax.lax.optimization_barrier(jax.lax.optimization_barrier(a.T) @ b)
 
 
-def project_inputs(inputs: Array, W: Array, b: Array | None = None, custom: bool = True) -> Array:
-    """inputs (T, B, U) @ Wᵀ (+ b) → (T, B, P), with W (P, U): the input drive of every step at
+def project_inputs(inputs: Array, W: Array, b: Array, custom: bool = True) -> Array:
+    """inputs (T, B, U) @ Wᵀ + b → (T, B, P), with W (P, U): the input drive of every step at
     once. ``custom``: its reverse pass forms ∂W with :func:`sum_outer_t` (transposing the U-wide
     inputs, not the P-wide cotangent, as JAX's own transpose of the product would); reverse mode
     only, so ``custom=False`` (a model's ``gradient="autodiff"``) leaves it to JAX."""
-    b = jnp.zeros(W.shape[0], W.dtype) if b is None else b
-    return _project(inputs, W, b) if custom else inputs @ W.T + b
+    return _project(inputs, W, b) if custom else _affine(inputs, W, b)
 
 
-@jax.custom_vjp
-def _project(inputs, W, b):
+def _affine(inputs, W, b):
     return inputs @ W.T + b
 
 
+_project = jax.custom_vjp(_affine)
+
+
 def _project_fwd(inputs, W, b):
-    return inputs @ W.T + b, (inputs, W)
+    return _affine(inputs, W, b), (inputs, W)
 
 
 def _project_bwd(saved, g):
