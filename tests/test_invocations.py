@@ -62,3 +62,32 @@ def test_bad_lines_and_events_are_named(tmp_path):
         inv.read(path)
     with pytest.raises(ValueError, match="unknown invocation event 'stop'"):
         inv.record(path, "stop")
+
+
+def test_a_local_run_drops_snakemakes_rate_limiter_and_a_cluster_run_keeps_it():
+    from types import SimpleNamespace
+
+    limiter = object()
+    local = SimpleNamespace(local_exec=True, scheduler=SimpleNamespace(job_rate_limiter=limiter))
+    assert inv.drop_local_rate_limiter(local) is True
+    assert local.scheduler.job_rate_limiter is None
+    assert inv.drop_local_rate_limiter(local) is False  # already off
+    cluster = SimpleNamespace(local_exec=False, scheduler=SimpleNamespace(job_rate_limiter=limiter))
+    assert inv.drop_local_rate_limiter(cluster) is False
+    assert cluster.scheduler.job_rate_limiter is limiter
+    assert inv.drop_local_rate_limiter(SimpleNamespace(local_exec=True, scheduler=None)) is False
+
+
+def test_snakemakes_scheduler_still_has_the_rate_limiter_the_hook_switches_off():
+    # drop_local_rate_limiter does nothing if Snakemake renames these; this test says so first
+    import inspect
+
+    import snakemake.api  # noqa: F401  (imports snakemake.workflow in the order it needs)
+    from snakemake.scheduling import job_scheduler
+    from snakemake.workflow import Workflow
+
+    source = inspect.getsource(job_scheduler.JobScheduler)
+    assert "self.job_rate_limiter = (" in source
+    assert "if self.job_rate_limiter is not None:" in source
+    assert isinstance(inspect.getattr_static(Workflow, "local_exec"), property)
+    assert isinstance(inspect.getattr_static(Workflow, "scheduler"), property)

@@ -106,3 +106,21 @@ def run_timing(
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def drop_local_rate_limiter(workflow: Any) -> bool:
+    """Switch off Snakemake's job-rate limiter for a local run (call it from ``onstart``).
+
+    While the limiter is on (the default ``--max-jobs-per-timespan 100/1s``), every pass of
+    Snakemake's scheduler arms a timer for one more pass, and every finished job starts one more
+    such chain of passes, so its own process re-examines the ready jobs more often the longer a
+    run goes (Snakemake 9.27). A local run starts a job the moment a core frees, without the
+    timers; a cluster run keeps its limiter. Returns whether it was switched off (False when
+    the run is not local or the scheduler has no such limiter)."""
+    scheduler = getattr(workflow, "scheduler", None)
+    if not getattr(workflow, "local_exec", False) or scheduler is None:
+        return False
+    if getattr(scheduler, "job_rate_limiter", None) is None:
+        return False
+    scheduler.job_rate_limiter = None
+    return True

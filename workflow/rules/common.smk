@@ -33,6 +33,8 @@ onstart:
     invocations.record(
         INVOCATIONS, "start", workflow.cores, figures=config["figures_dir"]
     )
+    # Locally, Snakemake's job-rate limiter only adds scheduler passes that multiply over a run
+    invocations.drop_local_rate_limiter(workflow)
 
 
 onsuccess:
