@@ -78,6 +78,16 @@ def test_optional_columns_appear_when_present(copy):
     assert "P(holds)" in table and "0.25" in table
 
 
+def test_seeds_table_gives_the_seeds_an_undecided_verdict_needs(copy):
+    path = copy / "figures/seeds/matched/protocols.csv"
+    seeds = pd.read_csv(path).head(3)
+    seeds["seeds_to_decide"] = [float("nan"), 50.0, float("inf")]
+    seeds.to_csv(path, index=False)
+    rows = doctables.seeds_table(copy, "matched").splitlines()
+    assert rows[0].endswith("| seeds to decide |")
+    assert [row.split(" | ")[-1] for row in rows[2:]] == [" |", "50 |", "> 200 |"]
+
+
 def test_outside_checks_fill_their_column(copy):
     assert "| 1-shorter " in doctables.summary(copy, None)
     rows = [  # two NM-RNN keys and one LR-RNN key of the authors' own code, and an EFT run

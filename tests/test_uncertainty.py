@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from scipy.stats import binom
 
 from nmrnn import claims as cl
 from nmrnn import protocols as pr
@@ -102,3 +103,32 @@ def test_protocols_seed_table_keeps_every_value_by_side_and_seed():
     assert table[["side", "seed", "value"]].values.tolist() == [
         ["nm", 0, 0.1], ["nm", 3, 0.2], ["baseline", 0, 0.5]
     ]  # fmt: skip
+
+
+def _median_below_zero(x, y):
+    return np.median(x, axis=-1) < 0
+
+
+def test_seeds_to_decide_has_the_binomial_answer():
+    # 60% of the NM-RNN's seeds are negative: with n seeds per side (n even) the median is below
+    # zero when more than n/2 of them are, P = P(Binomial(n, 0.6) > n/2): 0.63 at n = 10, 0.75 at
+    # 20, 0.87 at 40 (undecided) and 0.97 at 100, the first count that decides.
+    counts = (10, 20, 40, 100)
+    exact = [binom.sf(n // 2, n, 0.6) for n in counts]
+    assert [cl.undecided(p) for p in exact] == [True, True, True, False]
+    a, b = [-1.0, -1.0, -1.0, 1.0, 1.0], [0.0, 0.0]
+    assert cl.seeds_to_decide(a, b, _median_below_zero, counts=counts) == 100
+    # a test that stays a coin flip is never decided; too few values give NaN
+    assert cl.seeds_to_decide([-1.0, 1.0], b, _median_below_zero, counts=counts) == np.inf
+    assert np.isnan(cl.seeds_to_decide([1.0], b, _median_below_zero))
+
+
+def test_protocols_rows_estimate_seeds_only_where_undecided():
+    decided = pr.compare_claim("1-shorter", pd.Series([0.1] * 5), pd.Series([1.0] * 5))
+    assert decided["p_holds"] == 1.0 and np.isnan(decided["seeds_to_decide"])
+    rng = np.random.default_rng(3)
+    nm, base = pd.Series(rng.normal(0.0, 1.0, 8)), pd.Series(rng.normal(0.5, 1.0, 8))
+    row = pr.compare_claim("1-shorter", nm, base)
+    assert cl.undecided(row["p_holds"])
+    assert row["seeds_to_decide"] == cl.seeds_to_decide(nm, base, cl.lower)
+    assert list(row) == list(pr.COLUMNS[5:])

@@ -139,6 +139,44 @@ def uncertainty(
     }
 
 
+SEED_COUNTS = (10, 20, 30, 50, 75, 100, 150, 200)  # per side, tried by seeds_to_decide
+UNDECIDED = (0.1, 0.9)  # P(holds) strictly between these: the verdict could turn on a fresh draw
+
+
+def undecided(p_holds: float) -> bool:
+    """Whether a verdict's P(holds) lies strictly inside :data:`UNDECIDED`."""
+    return bool(np.isfinite(p_holds) and UNDECIDED[0] < p_holds < UNDECIDED[1])
+
+
+def seeds_to_decide(
+    a: Sequence[float],
+    b: Sequence[float],
+    rule: Rule,
+    counts: Sequence[int] = SEED_COUNTS,
+    draws: int = 2000,
+    seed: int = BOOTSTRAP_SEED,
+) -> float:
+    """An estimate of the seeds per side a claim test needs to be decided: the smallest n of
+    ``counts`` at which, drawing n seeds per side with replacement from the observed ones
+    (``draws`` times), the test's P(holds) leaves :data:`UNDECIDED`; ``inf`` if none does.
+
+    It treats the observed seeds as the population, so it says how many seeds would settle the
+    verdict if the next seeds look like these, not more. Non-finite values are left out; NaN
+    if a side has fewer than two values."""
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    for n in counts:
+        x = rng.choice(a, size=(draws, n), replace=True)
+        y = rng.choice(b, size=(draws, n), replace=True)
+        if not undecided(float(np.mean(rule(x, y)))):
+            return float(n)
+    return float("inf")
+
+
 def decide(a: Sequence[float], b: Sequence[float], rule: Rule) -> dict:
     """A claim's verdict on the observed seeds (``holds``: ``rule`` on the finite values, False
     when a side has none) and its :func:`uncertainty`: the claim-row columns a rule fills."""

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from nmrnn.claims import SEED_COUNTS
 
 BLOCK = re.compile(
     r"^<!-- table:(?P<name>[\w-]+)(?: (?P<arg>[^ ]+))? -->\n(?P<body>.*?)^<!-- /table -->$",
@@ -324,11 +328,24 @@ def seeds_table(root: Path, arg: str | None) -> str:
         )
     table = read(root, f"figures/seeds/{arg}/protocols.csv")
     header = ["claim", "variant", "seeds", "median NM-RNN", "median baseline"]
-    return markdown(header + TEST_HEADER, [
+    estimate = "seeds_to_decide" in table.columns
+    rows = [
         [str(r["claim"]), str(r["variant"]), f"{int(r['n_nm'])} / {int(r['n_baseline'])}",
          number(r["median_nm"]), number(r["median_baseline"]), *test_cells(r)]
+        + ([seeds_to_decide(r["seeds_to_decide"])] if estimate else [])
         for _, r in table.iterrows()
-    ])  # fmt: skip
+    ]  # fmt: skip
+    return markdown(header + TEST_HEADER + (["seeds to decide"] if estimate else []), rows)
+
+
+def seeds_to_decide(value: Any) -> str:
+    """``nmrnn.claims.seeds_to_decide`` as a cell: blank for a decided row, '> N' past the
+    largest count it tries."""
+    if pd.isna(value):
+        return ""
+    if math.isinf(float(value)):
+        return f"> {max(SEED_COUNTS)}"
+    return str(int(value))
 
 
 TEST_HEADER = ["ratio [95% interval]", "p", "holds", "P(holds)"]

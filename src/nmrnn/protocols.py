@@ -30,8 +30,14 @@ import pandas as pd
 
 from nmrnn import claims as cl
 from nmrnn.figures.fig3.claims import both_fit, per_seed_group_mse
-from nmrnn.figures.fig4.claims import per_seed_accuracy, retrained, transfer_rows, transfer_test
-from nmrnn.figures.fig5.claims import best_of, lstm_level
+from nmrnn.figures.fig4.claims import (
+    more_accurate,
+    per_seed_accuracy,
+    retrained,
+    transfer_rows,
+    transfer_test,
+)
+from nmrnn.figures.fig5.claims import best_of, lstm_level, reaches_lstm
 from nmrnn.io import (
     atomic_path,
     environment_info,
@@ -63,6 +69,7 @@ COLUMNS = (
     "ratio_ci_low",
     "ratio_ci_high",
     "p_holds",
+    "seeds_to_decide",  # undecided rows only (nmrnn.claims.seeds_to_decide): seeds per side
 )
 SEED_COLUMNS = ("claim", "variant", "side", "seed", "value")
 PROTOCOLS = ("matched", "switch", "control", "authors", "extension")
@@ -153,15 +160,22 @@ def compare_claim(
     if claim not in CLAIMS:
         raise ValueError(f"unknown claim {claim!r}; choose one of {CLAIMS}")
     if claim == "1-trained":
-        c = {**cl.compare(nm, baseline, "two-sided"), **cl.decide(nm, baseline, both_fit)}
+        rule = both_fit
+        c = {**cl.compare(nm, baseline, "two-sided"), **cl.decide(nm, baseline, rule)}
     elif claim == "4-lstm":
+        rule = reaches_lstm
         c, _ = lstm_level(pd.Series(nm), pd.Series(baseline))
     elif claim in MULTITASK_CLAIMS:
         if retrained_counts is None:
             raise ValueError(f"claim {claim} needs the retrained-parameter counts")
         c = transfer_test(nm, baseline, *retrained_counts)
+        rule = more_accurate(c["fewer"])
     else:
-        c = {**cl.compare(nm, baseline, "less"), **cl.decide(nm, baseline, cl.lower)}
+        rule = cl.lower
+        c = {**cl.compare(nm, baseline, "less"), **cl.decide(nm, baseline, rule)}
+    to_decide = np.nan
+    if cl.undecided(c["p_holds"]):
+        to_decide = cl.seeds_to_decide(nm, baseline, rule)
     return {
         "n_nm": int(np.isfinite(np.asarray(nm, float)).sum()),
         "n_baseline": int(np.isfinite(np.asarray(baseline, float)).sum()),
@@ -173,6 +187,7 @@ def compare_claim(
         "ratio_ci_low": c["ratio_ci_low"],
         "ratio_ci_high": c["ratio_ci_high"],
         "p_holds": c["p_holds"],
+        "seeds_to_decide": to_decide,
     }
 
 
