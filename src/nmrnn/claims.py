@@ -49,14 +49,19 @@ Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (..., n_a), (..., n_b) 
 Checks = Mapping[str, Callable[[pd.DataFrame], list[dict]]]  # table name -> its claims function
 
 
+def finite_values(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' per-seed values as float arrays, without their non-finite values (a seed
+    that failed, or a missing one, is left out of every test)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return a[np.isfinite(a)], b[np.isfinite(b)]
+
+
 def compare(a: Sequence[float], b: Sequence[float], alternative: str = "less") -> dict:
     """Medians, their ratio and a one-sided Mann–Whitney U p-value for ``a`` vs ``b``.
 
     ``alternative="less"``: is a stochastically smaller than b (e.g. a lower loss)?
     """
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    a, b = finite_values(a, b)
     if len(a) == 0 or len(b) == 0:
         return {"median_a": np.nan, "median_b": np.nan, "ratio": np.nan, "p_value": np.nan}
     p = stats.mannwhitneyu(a, b, alternative=alternative).pvalue if min(len(a), len(b)) else np.nan
@@ -109,9 +114,7 @@ def uncertainty(
     from the other) in which ``rule`` holds. Non-finite values are left out, as in
     :func:`compare`; a side with fewer than two values gives NaN everywhere. Both come from
     ``scipy.stats.bootstrap`` with the same random stream, so they see the same resamples."""
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    a, b = finite_values(a, b)
     nan = {k: np.nan for k in UNCERTAINTY}
     if len(a) < 2 or len(b) < 2:  # nothing to resample
         return nan
@@ -163,9 +166,7 @@ def seeds_to_decide(
     It treats the observed seeds as the population, so it says how many seeds would settle the
     verdict if the next seeds look like these, not more. Non-finite values are left out; NaN
     if a side has fewer than two values."""
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    a, b = finite_values(a, b)
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     rng = np.random.default_rng(seed)
@@ -180,8 +181,7 @@ def seeds_to_decide(
 def decide(a: Sequence[float], b: Sequence[float], rule: Rule) -> dict:
     """A claim's verdict on the observed seeds (``holds``: ``rule`` on the finite values, False
     when a side has none) and its :func:`uncertainty`: the claim-row columns a rule fills."""
-    fa, fb = np.asarray(a, float), np.asarray(b, float)
-    fa, fb = fa[np.isfinite(fa)], fb[np.isfinite(fb)]
+    fa, fb = finite_values(a, b)
     holds = bool(len(fa) and len(fb) and np.all(rule(fa, fb)))
     return {"holds": holds, **uncertainty(fa, fb, rule)}
 
