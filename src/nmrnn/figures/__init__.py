@@ -17,9 +17,11 @@ functions; the workflow derives its figure names, inputs and wildcard constraint
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from nmrnn.figures.common import RunFiles
 from nmrnn.figures.fig2 import analyse as fig2_analyse
 from nmrnn.figures.fig2 import claims as fig2_claims
 from nmrnn.figures.fig2 import plot as fig2_plot
@@ -32,6 +34,8 @@ from nmrnn.figures.fig4 import plot as fig4_plot
 from nmrnn.figures.fig5 import analyse as fig5_analyse
 from nmrnn.figures.fig5 import claims as fig5_claims
 from nmrnn.figures.fig5 import plot as fig5_plot
+from nmrnn.io import save_tree
+from nmrnn.runtime import limit_cpu_threads, tune_cpu_codegen
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,27 @@ REGISTRY: dict[str, Figure] = {
 
 # Each metrics table's claim checks (what nmrnn.claims.write_claims is given).
 CLAIMS_BY_TABLE: dict[str, Callable] = {f.table: f.claims for f in REGISTRY.values()}
+
+
+def analyse_figure(
+    figure: str,
+    experiments: Mapping[str, Any],
+    runs: Sequence[Any],
+    run_files: Mapping[str, Sequence[str]],
+    data_runs: Sequence[Any],
+    data_files: Sequence[str],
+    output: str,
+    threads: int | None = None,
+) -> None:
+    """Run one figure's analysis on the files its rule gives and save it (``rule analyse``).
+
+    ``threads``: as for :func:`nmrnn.steps.train_block`. Like training and evaluation, the
+    analysis sizes XLA's thread pool and sets its vector width before JAX's backend starts, so
+    its float32 results do not depend on the XLA flags of the shell that started the job."""
+    limit_cpu_threads(threads)
+    tune_cpu_codegen()
+    spec = REGISTRY[figure]
+    files = RunFiles.from_lists(
+        runs, {kind: list(run_files[kind]) for kind in spec.run_files}, data_runs, data_files
+    )
+    save_tree(output, spec.analyse(experiments, files), identity={"figure": figure})
