@@ -146,3 +146,12 @@ def test_bad_config_fails_fast_naming_the_key(tmp_path, bad, named):
     assert "Traceback" not in text
     error_lines = [line for line in text.splitlines() if line.startswith("Config error")]
     assert len(error_lines) == 1
+
+
+def test_protocols_target_without_comparisons_is_refused_before_any_job():
+    # config.yaml names no comparisons: the rule would replace figures/protocols.* with nothing
+    for target in ("protocols", "figures/protocols.csv"):
+        result = snakemake("-n", target)
+        text = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "target 'protocols' needs a profile that names the comparisons" in text

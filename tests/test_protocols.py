@@ -80,6 +80,8 @@ def test_a_missing_side_is_named():
                  "baseline": {"arch": "lrrnn"}}]  # fmt: skip
     with pytest.raises(ValueError, match="selected"):
         protocol_table(RUN, {}, selected)
+    with pytest.raises(ValueError, match="no protocol comparisons"):
+        protocol_table(RUN, {}, [])
 
 
 def test_write_protocols_writes_table_and_figure(tmp_path):

@@ -201,7 +201,10 @@ def protocol_table(
     by seed; :func:`seed_table` makes them a table).
 
     ``run_metrics``: this run's per-seed metrics rows (every experiment); ``tables``: other runs'
-    tidy metrics tables by the name the comparisons use."""
+    tidy metrics tables by the name the comparisons use. No comparisons is a ValueError (an
+    empty table would replace a committed one)."""
+    if not comparisons:
+        raise ValueError("no protocol comparisons given (a profile names them: profiles/protocols)")
     rows, points = [], {}
     for comp in comparisons:
         sides = []

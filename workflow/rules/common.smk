@@ -326,6 +326,23 @@ PROTOCOLS = config["protocols"]
 PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
 
 
+# Only a profile names protocol comparisons (config.yaml names none); without them the protocols
+# rule would replace the committed figures/protocols.* with an empty table.
+NO_COMPARISONS = (
+    "target 'protocols' needs a profile that names the comparisons, e.g. snakemake --profile "
+    "profiles/protocols protocols (or profiles/seeds, profiles/seeds-authors); this config "
+    "names none"
+)
+
+
+def protocols_configured(wildcards):
+    """No input: the protocols rule's check that this config names comparisons (the target's
+    input functions run before any job starts, so nothing is overwritten)."""
+    if not PROTOCOLS["comparisons"]:
+        raise WorkflowError(NO_COMPARISONS)
+    return []
+
+
 def protocol_runs(name, with_sources=False):
     """This run's per-seed files ``name`` (metrics.csv, meta.json) behind the protocol
     comparisons (every seed of each side); ``with_sources``: also those of the experiment a

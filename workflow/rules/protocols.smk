@@ -2,6 +2,7 @@ rule protocols:
     """The claim tests under each protocol variant: figures/protocols.csv and .png, and the
     provenance of the runs behind them."""
     input:
+        protocols_configured,
         metrics=protocol_runs("metrics.csv"),
         metas=protocol_runs("meta.json", with_sources=True),
         tables=list(PROTOCOLS["tables"].values()),
