@@ -155,3 +155,12 @@ def test_protocols_target_without_comparisons_is_refused_before_any_job():
         text = result.stdout + result.stderr
         assert result.returncode != 0
         assert "target 'protocols' needs a profile that names the comparisons" in text
+
+
+def test_a_figure_whose_experiments_are_off_is_named():
+    # profiles/seeds turns the multitask experiments off: fig4 cannot be drawn there
+    result = snakemake("-n", "--profile", "profiles/seeds", "fig4")
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "fig4 draws multitask, multitask_transfer, which this config turns off" in text
+    assert "KeyError" not in text

@@ -181,10 +181,16 @@ def experiments_used(wildcards):
 
 
 def figure_experiments(wildcards):
-    """The settings of the experiments a figure draws."""
-    return canonical(
-        {name: EXPERIMENTS[name] for name in FIGURE_EXPERIMENTS[wildcards.figure]}
-    )
+    """The settings of the experiments a figure draws; a figure whose experiments this config
+    turns off (a profile with `multitask: null`, say) is named with them."""
+    names = FIGURE_EXPERIMENTS[wildcards.figure]
+    off = [name for name in names if name not in EXPERIMENTS]
+    if off:
+        raise WorkflowError(
+            f"{wildcards.figure} draws {', '.join(off)}, which this config turns off "
+            f"(drawable here: {', '.join(figures_available()) or 'none'})"
+        )
+    return canonical({name: EXPERIMENTS[name] for name in names})
 
 
 def trained_block(wildcards):
