@@ -1,4 +1,5 @@
-"""The wall time of a pipeline run, from its Snakemake invocations.
+"""The Snakefile's run hooks: the wall time of a pipeline run, from its Snakemake invocations,
+and (:func:`drop_local_rate_limiter`) the scheduler setting ``onstart`` makes for a local run.
 
 The Snakefile's ``onstart``/``onsuccess``/``onerror`` hooks (real runs only, never a dry run)
 append one JSON line per event to ``<results>/invocations.jsonl``: when an invocation started,
