@@ -113,6 +113,10 @@ SOURCES = {exp["pretrained"] for exp in EXPERIMENTS.values() if "pretrained" in 
 # highest priority (the multitask stage 1 that the transfer starts from, the longest chain), which
 # otherwise waits behind shorter training whose data happened to be generated first.
 DATA_PRIORITY = 3 * 10**9
+# A finished block's exports and evaluations next, before more training: seconds each, they
+# write the per-seed metrics, so a run that is cut (or a table of one claim) keeps every seed
+# trained so far, and a transfer's stage-1 parameters are exported as soon as they exist.
+SCORE_PRIORITY = DATA_PRIORITY
 
 
 def train_priority(wildcards):
@@ -333,11 +337,11 @@ PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
 
 
 # Only a profile names protocol comparisons (config.yaml names none); without them the protocols
-# rule would replace the committed figures/protocols.* with an empty table.
+# rule would write an empty table into the committed figures/.
 NO_COMPARISONS = (
     "target 'protocols' needs a profile that names the comparisons, e.g. snakemake --profile "
-    "profiles/protocols protocols (or profiles/seeds, profiles/seeds-authors); this config "
-    "names none"
+    "profiles/protocols/eft protocols (or profiles/protocols/mwg, /multitask, profiles/seeds); "
+    "this config names none"
 )
 
 

@@ -10,6 +10,7 @@ rule evaluate:
         f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/metrics.csv",
     log:
         f"{RESULTS}/logs/evaluate/{{experiment}}/{{arch}}/seed{{seed}}.log",
+    priority: SCORE_PRIORITY
     conda:
         f"{ENVS}/cpu.yaml"
     params:

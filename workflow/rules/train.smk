@@ -36,6 +36,7 @@ rule export_seed:
         losses=f"{RESULTS}/{{experiment}}/{{arch}}/seed{{seed}}/losses.csv",
     log:
         f"{RESULTS}/logs/export/{{experiment}}/{{arch}}/seed{{seed}}.log",
+    priority: SCORE_PRIORITY
     conda:
         f"{ENVS}/cpu.yaml"
     script:
