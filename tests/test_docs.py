@@ -74,8 +74,17 @@ def test_optional_columns_appear_when_present(copy):
     protocols = pd.read_csv(copy / "figures/protocols.csv")
     protocols["p_holds"] = 0.25
     protocols.to_csv(copy / "figures/protocols.csv", index=False)
-    table = doctables.protocols_table(copy, "1")
+    table = doctables.protocols_table(copy, "figures 1")
     assert "P(holds)" in table and "0.25" in table
+
+
+def test_protocols_table_keeps_the_rows_of_the_claim_it_names(copy):
+    claims = set(pd.read_csv(copy / "figures/protocols.csv")["claim"].astype(str))
+    assert {"1-shorter", "4-lstm"} <= claims  # the committed table has both claims
+    table = doctables.protocols_table(copy, "figures 4")
+    assert "Sub-claims in each cell: 4-lstm." in table and "1-shorter" not in table
+    with pytest.raises(doctables.DocTableError, match="no rows for claim 7"):
+        doctables.protocols_table(copy, "figures 7")
 
 
 def test_seeds_table_gives_the_seeds_an_undecided_verdict_needs(copy):
@@ -115,7 +124,7 @@ def test_outside_checks_fill_their_column(copy):
     [
         ("<!-- table:nosuch -->\n<!-- /table -->\n", "unknown table 'nosuch'"),
         ("<!-- table:summary -->\nno end\n", "without its '<!-- /table -->'"),
-        ("<!-- table:protocols -->\n<!-- /table -->\n", "needs a claim number"),
+        ("<!-- table:protocols -->\n<!-- /table -->\n", "table protocols needs a folder"),
         ("<!-- table:comparisons -->\n<!-- /table -->\n", "table comparisons needs a folder"),
         ("<!-- table:claims figures/nowhere -->\n<!-- /table -->\n", "figures/nowhere/claims.csv"),
     ],

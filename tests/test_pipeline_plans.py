@@ -45,6 +45,9 @@ def test_full_config_plans_every_job():
     for rule, priority in re.findall(r"rule (\w+):(?:\n    .*)*?\n    priority: (\d+)", output):
         priorities.setdefault(rule, []).append(int(priority))
     assert min(priorities["task_data"]) > max(priorities["train"])
+    # a trained seed is exported and scored before more training (a cut run keeps its metrics)
+    assert min(priorities["export_seed"]) > max(priorities["train"])
+    assert min(priorities["evaluate"]) > max(priorities["train"])
     config = yaml.safe_load((ROOT / "config.yaml").read_text())["experiments"]
     seeds = {name: exp.get("seeds", 5) for name, exp in config.items()}
     runs = sum(len(exp["archs"]) * seeds[name] for name, exp in config.items())
@@ -71,50 +74,16 @@ def test_full_config_plans_every_job():
         # sizes x 30 (from scratch here: --forceall)
         ("seeds", "protocols", 130),
         ("seeds-authors", "protocols", 130),
-        # one switch at a time (MWG claim 1): 8 MWG variants and two pairs, 5 seeds each
-        (
-            "protocols",
-            " ".join(
-                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
-                for e, archs in (
-                    (
-                        "mwg",
-                        (
-                            "nmrnn",
-                            "lrrnn",
-                            "lrrnn_qr_inv_n",
-                            "lrrnn_inv_n",
-                            "lrrnn_qr_inv_n_long",
-                            "nmrnn_qr_inv_n",
-                            "lrrnn_householder",
-                            "nmrnn_householder",
-                        ),
-                    ),
-                    ("mwg_reset", ("nmrnn", "lrrnn")),
-                    ("mwg_select", ("nmrnn", "lrrnn")),
-                )
-                for a in archs
-                for s in range(5)
-            ),  # fmt: skip
-            60,
-        ),
-        # multitask claim 3, one switch at a time: the LR-RNN's normalisation (LR-RNN only)
-        # and the data protocol (NM-RNN and LR-RNN), stage 1 and transfer, 5 seeds each; the
-        # NM-RNN's noise-free stage 1 with the matched transfer (5 more transfers)
-        (
-            "protocols",
-            " ".join(
-                f"results/protocols/{e}/{a}/seed{s}/metrics.csv"
-                for e, archs in (
-                    ("multitask_transfer_lr_qr_inv_n", ("lrrnn",)),
-                    ("multitask_transfer_data", ("nmrnn", "lrrnn")),
-                    ("multitask_transfer_nm_noisefree", ("nmrnn",)),
-                )
-                for a in archs
-                for s in range(5)
-            ),  # fmt: skip
-            35,
-        ),
+        # one switch at a time, one profile per claim (results/protocols/ shared): MWG claim 1,
+        # 8 MWG variants and two pairs, 5 seeds each; multitask claim 3, the LR-RNN's
+        # normalisation (LR-RNN only), and the data protocol (NM-RNN and LR-RNN) plus the
+        # NM-RNN's noise-free stage 1 with the matched transfer, stage 1 and transfer, 5 seeds
+        # each; EFT claim 4-lstm, the LSTM at N = 10 and the selection run (five NM-RNN
+        # configurations and the LSTM), 10 seeds each
+        ("protocols/mwg", "protocols", 60),
+        ("protocols/multitask", "protocols", 10),
+        ("protocols/multitask-data", "protocols", 25),
+        ("protocols/eft", "protocols", 70),
     ],
 )
 def test_local_profiles_plan(profile, target, expected):

@@ -28,7 +28,7 @@ import pandas as pd
 from nmrnn.claims import SEED_COUNTS
 
 BLOCK = re.compile(
-    r"^<!-- table:(?P<name>[\w-]+)(?: (?P<arg>[^ ]+))? -->\n(?P<body>.*?)^<!-- /table -->$",
+    r"^<!-- table:(?P<name>[\w-]+)(?: (?P<arg>[^\n]+?))? -->\n(?P<body>.*?)^<!-- /table -->$",
     re.MULTILINE | re.DOTALL,
 )
 OPENING = re.compile(r"^<!-- table:", re.MULTILINE)
@@ -266,14 +266,22 @@ def ratio_interval(row: pd.Series, with_ratio: bool = True) -> str:
 
 
 def protocols_table(root: Path, arg: str | None) -> str:
-    """The claim tests of one claim number (ARG: ``1``, ``3`` or ``4``) under each variant of
-    ``figures/protocols.csv``; the sub-claims of a variant share a row, separated by ' / '."""
-    if not arg:
-        raise DocTableError("table protocols needs a claim number, e.g. <!-- table:protocols 1 -->")
-    table = read(root, "figures/protocols.csv")
-    table = table[table["claim"].astype(str).str.split("-").str[0] == arg]
-    if table.empty:
-        raise DocTableError(f"figures/protocols.csv: no rows for claim {arg}")
+    """The claim tests under each variant of ``<FOLDER>/protocols.csv`` (ARG: ``FOLDER`` or
+    ``FOLDER CLAIM``, e.g. ``figures/protocols/eft`` or ``figures 1``: a run's
+    ``protocols.output_dir``, and the claim number whose rows to keep); the sub-claims of a
+    variant share a row, separated by ' / '."""
+    parts = (arg or "").split()
+    if len(parts) not in (1, 2):
+        raise DocTableError(
+            "table protocols needs a folder and optionally a claim number, e.g. "
+            "<!-- table:protocols figures/protocols/eft -->"
+        )
+    path = f"{parts[0]}/protocols.csv"
+    table = read(root, path)
+    if len(parts) == 2:
+        table = table[table["claim"].astype(str).str.split("-").str[0] == parts[1]]
+        if table.empty:
+            raise DocTableError(f"{path}: no rows for claim {parts[1]}")
     subclaims = list(dict.fromkeys(table["claim"]))
     extra = [c for c in ("ratio_ci_low", "p_holds") if c in table.columns]
     header = [

@@ -204,7 +204,9 @@ def protocol_table(
     tidy metrics tables by the name the comparisons use. No comparisons is a ValueError (an
     empty table would replace a committed one)."""
     if not comparisons:
-        raise ValueError("no protocol comparisons given (a profile names them: profiles/protocols)")
+        raise ValueError(
+            "no protocol comparisons given (a profile names them, e.g. profiles/protocols/eft)"
+        )
     rows, points = [], {}
     for comp in comparisons:
         sides = []

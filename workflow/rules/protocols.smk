@@ -12,7 +12,7 @@ rule protocols:
         provenance=f"{PROTOCOLS_DIR}/protocols_provenance.json",
         seeds=f"{PROTOCOLS_DIR}/protocols_seeds.csv",
     log:
-        f"{RESULTS}/logs/protocols.log",
+        f"{RESULTS}/logs/{PROTOCOLS_DIR}/protocols.log",
     conda:
         f"{ENVS}/cpu.yaml"
     params:
