@@ -283,3 +283,33 @@ def test_a_comparison_can_test_the_first_seeds_only():
     assert rows.loc["all", "n_nm"] == 8
     assert rows.loc["first 3", "median_nm"] == pytest.approx(1e-3 * 1.1)  # seeds 0, 1, 2
     assert list(points[("first 3", "1-shorter")][0].index) == [0, 1, 2]
+
+
+def test_the_protocol_profiles_share_results_without_sharing_an_experiment():
+    # profiles/protocols/* all train into results/protocols/: an experiment configured by two of
+    # them (even identically) would let one profile's run replace the other's trained seeds
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    paper = yaml.safe_load((root / "config.yaml").read_text())
+    owners: dict[str, str] = {}
+    outputs = set()
+    parts = sorted((root / "profiles/protocols").glob("*/protocols.yaml"))
+    assert {p.parent.name for p in parts} == {"mwg", "eft", "multitask", "multitask-data"}
+    for path in parts:
+        config = yaml.safe_load(path.read_text())
+        assert config["results_dir"] == "results/protocols"
+        outputs.add(config["protocols"]["output_dir"])
+        # config.yaml's experiments stay on unless the part turns them off
+        experiments = {**dict.fromkeys(paper["experiments"], "on"), **config["experiments"]}
+        for name, settings in experiments.items():
+            if settings is None:
+                continue
+            assert name not in owners, f"{name}: in {owners.get(name)} and {path.parent.name}"
+            owners[name] = path.parent.name
+        # every trained side of a comparison is an experiment of this part
+        for comparison in config["protocols"]["comparisons"]:
+            for side in (comparison["nm"], comparison["baseline"]):
+                if "table" not in side:
+                    assert owners.get(side.get("experiment", "mwg")) == path.parent.name
+    assert len(outputs) == len(parts)  # each part writes its own table
