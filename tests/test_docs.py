@@ -70,21 +70,28 @@ def test_a_changed_metrics_table_makes_its_block_stale(copy):
     assert copy / "docs/results.md" in doctables.stale(copy)
 
 
-def test_optional_columns_appear_when_present(copy):
-    protocols = pd.read_csv(copy / "figures/protocols.csv")
-    protocols["p_holds"] = 0.25
-    protocols.to_csv(copy / "figures/protocols.csv", index=False)
-    table = doctables.protocols_table(copy, "figures 1")
-    assert "P(holds)" in table and "0.25" in table
+def test_interval_and_p_holds_columns_appear_only_when_present(copy):
+    path = copy / "figures/protocols/eft/protocols.csv"
+    assert "| P(holds) |" in doctables.protocols_table(copy, "figures/protocols/eft")
+    bare = pd.read_csv(path).drop(columns=["ratio_ci_low", "ratio_ci_high", "p_holds"])
+    bare.to_csv(path, index=False)
+    table = doctables.protocols_table(copy, "figures/protocols/eft")
+    assert "P(holds)" not in table and "95% interval" not in table
+    assert table.splitlines()[2].endswith("| holds |")
 
 
 def test_protocols_table_keeps_the_rows_of_the_claim_it_names(copy):
-    claims = set(pd.read_csv(copy / "figures/protocols.csv")["claim"].astype(str))
-    assert {"1-shorter", "4-lstm"} <= claims  # the committed table has both claims
-    table = doctables.protocols_table(copy, "figures 4")
+    # one table holding two claims' rows (as a profile that compares both would write)
+    both = pd.concat(
+        pd.read_csv(copy / f"figures/protocols/{part}/protocols.csv") for part in ("mwg", "eft")
+    )
+    (copy / "figures/both").mkdir()
+    both.to_csv(copy / "figures/both/protocols.csv", index=False)
+    table = doctables.protocols_table(copy, "figures/both 4")
     assert "Sub-claims in each cell: 4-lstm." in table and "1-shorter" not in table
+    assert "Sub-claims in each cell: 1-" in doctables.protocols_table(copy, "figures/both 1")
     with pytest.raises(doctables.DocTableError, match="no rows for claim 7"):
-        doctables.protocols_table(copy, "figures 7")
+        doctables.protocols_table(copy, "figures/both 7")
 
 
 def test_seeds_table_gives_the_seeds_an_undecided_verdict_needs(copy):
