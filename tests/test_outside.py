@@ -149,6 +149,64 @@ def test_placement_among_project_seeds(base, tmp_path):
     assert outside.placement(value * 9, np.array(seeds))["place"] == "above"
 
 
+def _seed_table(folder, values):
+    folder.mkdir(exist_ok=True)
+    frame = pd.DataFrame({"experiment": "eft", "arch": "lstm", "seed": range(len(values)),
+                          "checkpoint": "final", "mse": values, "n_parameters": 490})  # fmt: skip
+    frame.to_csv(folder / "eft.csv", index=False)
+
+
+def test_refresh_places_the_same_values_among_new_seeds(base, tmp_path):
+    model, variables, _ = _own_network(base, "eft", "lstm")
+    inputs = np.zeros((2, 26, 1), np.float32)
+    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
+    _write_run(tmp_path / "runs", "r", man, model, variables, inputs, ("final",))
+    value = _expected(base, "eft", "lstm", variables)["mse"].iloc[0]
+    refs = {"authors": tmp_path / "a", "matched": tmp_path / "m"}
+    _seed_table(refs["authors"], [value * 0.5, value * 2.0])
+    _seed_table(refs["matched"], [value * 3.0, value * 4.0, value * 5.0])
+    old = outside.outside_table(tmp_path / "runs", CONFIG, OVERLAY, references=refs)
+    assert old.iloc[0]["matched_place"] == "below" and old.iloc[0]["authors_place"] == "inside"
+    # both protocols retrained: other seeds, other counts
+    _seed_table(refs["authors"], [value * 0.1, value * 0.2, value * 0.3, value * 0.4])
+    _seed_table(refs["matched"], [value * 0.5, value * 2.0])
+    new = outside.refresh_references(old, CONFIG, OVERLAY, references=refs)
+    fresh = outside.outside_table(tmp_path / "runs", CONFIG, OVERLAY, references=refs)
+    pd.testing.assert_frame_equal(new, fresh, check_dtype=False)
+    row = new.iloc[0]
+    assert row["value"] == old.iloc[0]["value"]
+    assert (row["authors_n"], row["authors_place"], row["authors_below"]) == (4, "above", 4)
+    assert (row["matched_n"], row["matched_place"], row["matched_below"]) == (2, "inside", 1)
+
+
+def test_refresh_command_line(tmp_path, capsys):
+    assert outside.main(["--refresh", "--out", str(tmp_path / "none.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.csv: no such file to refresh" in err
+    for argv in ([], ["--refresh", str(tmp_path)]):  # neither, or both
+        with pytest.raises(SystemExit):
+            outside.main(argv)
+        assert "give either a folder of exported runs or --refresh" in capsys.readouterr().err
+
+
+def test_committed_table_is_placed_among_the_committed_seeds(tmp_path):
+    """figures/outside.csv places their values among the seeds of figures/metrics and
+    figures/authors/metrics as they are now (a retrained protocol needs a refresh)."""
+    csv = ROOT / "figures" / "outside.csv"
+    if not csv.is_file():
+        pytest.skip("figures/outside.csv not present")
+    committed = pd.read_csv(csv)
+    refs = {k: ROOT / v for k, v in outside.REFERENCES.items()}
+    refreshed = outside.refresh_references(committed, CONFIG, OVERLAY, references=refs)
+    refreshed.to_csv(tmp_path / "r.csv", index=False)  # the same round trip as the file
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "r.csv"), committed, check_dtype=False, obj=(
+            "figures/outside.csv is stale: run `python -m nmrnn.outside --refresh --docs "
+            "docs/outside.md`"
+        ),
+    )  # fmt: skip
+
+
 def test_missing_files_named(base, tmp_path, capsys):
     model, variables, _ = _own_network(base, "eft", "lstm")
     man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}

@@ -1,7 +1,8 @@
 """The outside check: networks trained by the authors' own code (lindermanlab/nm-rnn, run outside
 the project), loaded into this project's models and scored with this project's evaluation.
 
-    python -m nmrnn.outside FOLDER [--out figures/outside.csv]
+    python -m nmrnn.outside FOLDER [--out figures/outside.csv] [--docs docs/outside.md]
+    python -m nmrnn.outside --refresh [--docs docs/outside.md]   # after retraining
 
 FOLDER holds one subfolder per trained run (exported by a script that runs beside their code;
 nothing of theirs is imported here, every file is read with ``allow_pickle=False``)::
@@ -119,6 +120,8 @@ TOLERANCE = 1e-5
 # float64 outputs: both sides carry the same values, so only float64 rounding is left (~1e-14)
 TOLERANCE_FLOAT64 = 1e-9
 METRICS_FILE = {"mwg": "mwg.csv", "multitask": "multitask.csv", "eft": "eft.csv"}
+# This project's per-seed metrics that each value is placed among.
+REFERENCES = {"authors": "figures/authors/metrics", "matched": "figures/metrics"}
 COLUMNS = (
     "claim",
     "code",
@@ -373,6 +376,56 @@ def _read_metrics(folder: Path | None, experiment_task: str) -> pd.DataFrame | N
     return pd.read_csv(path) if path.is_file() else None
 
 
+def placed(
+    record: Mapping[str, Any],
+    experiment: str,
+    arch: str,
+    checkpoint: str,
+    tables: Mapping[str, pd.DataFrame | None],
+) -> dict:
+    """The columns that place ``record['value']`` among this project's per-seed values (the
+    ``authors_*`` and ``matched_*`` columns of :data:`COLUMNS`)."""
+    row: dict[str, Any] = {}
+    for name in ("authors", "matched"):
+        vals, used = reference_values(tables.get(name), experiment, arch, checkpoint, record)
+        for k, v in placement(record["value"], vals).items():
+            row[f"{name}_{k}"] = v
+        if name == "matched":
+            row["matched_checkpoint"] = used
+    return row
+
+
+def refresh_references(
+    table: pd.DataFrame,
+    config_path: str | Path = "config.yaml",
+    overlay: str | Path | None = "profiles/authors/authors.yaml",
+    references: Mapping[str, str | Path | None] | None = None,
+) -> pd.DataFrame:
+    """``table`` (an outside-check table) with its placement columns recomputed from the current
+    metrics tables of this project, so that retraining either protocol does not leave them
+    describing seeds that are gone. Their code's values are kept as they are: nothing of theirs
+    is needed."""
+    if references is None:
+        references = REFERENCES
+    base = cfg.load(config_path, read_yaml(overlay) if overlay else None)
+    known = base["experiments"]
+    unknown = sorted(set(table["experiment"]) - set(known))
+    if unknown:
+        raise OutsideError(f"outside table: experiments not in the config: {', '.join(unknown)}")
+    tables = {
+        task: {k: _read_metrics(Path(v) if v else None, task) for k, v in references.items()}
+        for task in {known[e]["task"] for e in table["experiment"]}
+    }
+    out = table.copy()
+    for i, row in table.iterrows():
+        record = {k: row[k] for k in ("metric", "testset", "task", "value")}
+        task = known[row["experiment"]]["task"]
+        update = placed(record, row["experiment"], row["arch"], row["checkpoint"], tables[task])
+        for column, value in update.items():
+            out.at[i, column] = value
+    return out
+
+
 def outside_table(
     folder: str | Path,
     config_path: str | Path = "config.yaml",
@@ -390,7 +443,7 @@ def outside_table(
     from nmrnn.tasks import get_task
 
     if references is None:
-        references = {"authors": "figures/authors/metrics", "matched": "figures/metrics"}
+        references = REFERENCES
     base = cfg.load(config_path, read_yaml(overlay) if overlay else None)
     runs = run_folders(folder)
     records, refused = [], []
@@ -436,13 +489,7 @@ def outside_table(
                     "checkpoint": ck,
                     **rec,
                 }
-                for name in ("authors", "matched"):
-                    vals, used = reference_values(tables.get(name), experiment, arch, ck, rec)
-                    place = placement(rec["value"], vals)
-                    for k, v in place.items():
-                        row[f"{name}_{k}"] = v
-                    if name == "matched":
-                        row["matched_checkpoint"] = used
+                row.update(placed(rec, experiment, arch, ck, tables))
                 row["forward_max_diff"] = diff
                 row["wall_time_s"] = manifest.get("wall_time_s")
                 row["authors_commit"] = manifest["authors_commit"]
@@ -526,7 +573,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m nmrnn.outside",
         description="Score the authors' own trained networks with this project's evaluation.",
     )
-    parser.add_argument("folder", help="folder of exported runs (see the module docstring)")
+    parser.add_argument(
+        "folder", nargs="?", help="folder of exported runs (see the module docstring)"
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="instead of scoring a folder, recompute where the values of --out land among this "
+        "project's per-seed values (after retraining either protocol)",
+    )
     parser.add_argument("--out", default="figures/outside.csv")
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--overlay", default="profiles/authors/authors.yaml")
@@ -534,15 +589,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--docs", help="also rewrite the results table of this page (e.g. docs/outside.md)"
     )
     args = parser.parse_args(argv)
+    if args.refresh == (args.folder is not None):
+        parser.error("give either a folder of exported runs or --refresh")
     try:
-        table = outside_table(args.folder, args.config, args.overlay)
+        if args.refresh:
+            if not Path(args.out).is_file():
+                raise OutsideError(f"{args.out}: no such file to refresh")
+            table = refresh_references(pd.read_csv(args.out), args.config, args.overlay)
+        else:
+            table = outside_table(args.folder, args.config, args.overlay)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from nmrnn.io import write_csv
 
     write_csv(args.out, table, index=False)
-    print(f"wrote {args.out}: {len(table)} rows from {table['key'].nunique()} keys")
+    done = "refreshed" if args.refresh else "wrote"
+    print(f"{done} {args.out}: {len(table)} rows from {table['key'].nunique()} keys")
     if args.docs:
         update_docs(args.docs, pd.read_csv(args.out))
         print(f"rewrote the table of {args.docs}")
