@@ -192,6 +192,11 @@ def test_the_run_table_reads_the_run_from_provenance(tmp_path):
     assert "| training-job time (sum) | 1 h 30 min |" in table
     assert "| idle core time (cores × wall − training) | 30 min |" in table
     assert "| commit of the training jobs | abcdef0-dirty |" in table
+    assert "| machine | 2 CPUs, cpu:cpu, JAX 0.10.2 |" in table  # written before cpu_model
+    record = {**provenance(run), "cpu_model": "AMD EPYC 9R14"}
+    (tmp_path / "figures/PROVENANCE.json").write_text(json.dumps(record))
+    table = doctables.run_table(tmp_path, None)
+    assert "| machine | 2 CPUs (AMD EPYC 9R14), cpu:cpu, JAX 0.10.2 |" in table
 
 
 def test_the_run_table_names_what_it_lacks(tmp_path):

@@ -534,6 +534,7 @@ def run_table(root: Path, arg: str | None) -> str:
     cores = sorted({inv.get("cores") for inv in invocations if inv.get("cores")})
     spans = ", ".join(f"{inv['started']} to {inv['ended'] or 'killed'}" for inv in invocations)
     commits = record.get("training_commits") or [record.get("git_commit", "unknown")]
+    cpu = f" ({record['cpu_model']})" if record.get("cpu_model") else ""
     rows = [
         ["wall time (start to end of the run)", hours(run["run_wall_s"])],
         ["invocations", f"{len(invocations)} ({spans})"],
@@ -542,7 +543,7 @@ def run_table(root: Path, arg: str | None) -> str:
         ["training-job time (sum)", hours(record["training_wall_s_sum"])],
         ["idle core time (cores × wall − training)", hours(run["idle_core_s"])],
         ["commit of the training jobs", ", ".join(short_commit(c) for c in commits)],
-        ["machine", f"{record.get('cpu_count')} CPUs, {record.get('device')}, "
+        ["machine", f"{record.get('cpu_count')} CPUs{cpu}, {record.get('device')}, "
                     f"JAX {record.get('jax_version')}"],
     ]  # fmt: skip
     return markdown(["", f"{folder}/PROVENANCE.json"], rows)

@@ -448,8 +448,21 @@ def training_time(meta: Mapping[str, Any]) -> tuple[float, bool]:
     return float(spent), False
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``; '' if
+    neither says): trained parameters can differ between CPUs (docs/results.md)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment_info() -> dict:
-    """Package version, git commit, JAX device and host: the provenance of a result."""
+    """Package version, git commit, JAX device, CPU and host: the provenance of a result."""
     import jax
 
     dev = jax.devices()[0]
@@ -461,6 +474,7 @@ def environment_info() -> dict:
         "host": platform.node(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
     }
 
 
