@@ -60,6 +60,19 @@ def test_mistakes_are_one_line_naming_the_key(update, named):
     assert named in message, message
 
 
+def test_a_model_without_its_required_settings_is_named():
+    config = mwg_only()
+    del config["experiments"]["mwg"]["archs"]["vanilla"]["settings"]
+    message = the_error(config)
+    assert message == "experiments.mwg.archs.vanilla: model 'vanilla' needs the setting 'N'"
+    # the reference of N: match is named as itself, not as the architecture sized to it
+    config = mwg_only()
+    config["experiments"]["mwg"]["archs"]["nmrnn"]["settings"] = {"N": 10}
+    message = the_error(config)
+    assert message.startswith("experiments.mwg.archs.nmrnn: model 'nmrnn' needs the settings")
+    assert "'K', 'M'" in message
+
+
 def test_match_reference_cycle_is_a_config_error_not_a_recursion():
     config = merge(mwg_only(), {"experiments": {"mwg": {"match_reference": "lrrnn"}}})
     message = the_error(config)

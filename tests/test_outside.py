@@ -223,6 +223,28 @@ def test_missing_files_named(base, tmp_path, capsys):
         outside.run_folders(tmp_path)
 
 
+def test_damaged_array_and_bad_docs_page_are_one_line_before_anything_is_written(
+    base, tmp_path, capsys
+):
+    model, variables, _ = _own_network(base, "eft", "lstm")
+    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
+    run = _write_run(tmp_path / "runs", "r", man, model, variables, np.zeros((1, 26, 1)))
+    out = tmp_path / "o.csv"
+    page = tmp_path / "page.md"
+    page.write_text("no markers\n")
+    for docs, named in ((tmp_path / "none.md", "none.md: no such page for --docs"),
+                        (page, "no outside-table markers")):  # fmt: skip
+        assert outside.main([str(tmp_path / "runs"), "--out", str(out), "--docs", str(docs)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and named in err
+        assert not out.exists()
+    (run / "initial_state.npz").write_bytes(b"")
+    assert outside.main([str(tmp_path / "runs"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "initial_state.npz: unreadable (the file is empty)" in err
+    assert not out.exists()
+
+
 def test_forward_mismatch_refused(base, tmp_path):
     model, variables, _ = _own_network(base, "eft", "nmrnn_5_13_12")
     man = {"claim": "4", "experiment": "eft", "arch": "nmrnn_5_13_12", "authors_model": "eft_nmrnn",

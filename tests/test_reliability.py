@@ -371,6 +371,36 @@ def test_case9_an_old_file_says_how_to_migrate_and_stamping_keeps_its_time(tmp_p
     assert losses.read_text().splitlines()[1] == "mwg,lstm,0,0,1.5"
 
 
+def _npy_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(3))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("params.npz", b"", "the file is empty"),
+        ("params.npz", b"PK\x03\x04 cut", "not a complete .npz archive"),
+        ("params.npz", None, "a single .npy array, not an .npz archive"),
+        ("losses.csv", b"", "the file is empty"),
+        ("losses.csv", b"\xff\xfe", "codec can't decode"),
+    ],
+)
+def test_case9_stamping_a_damaged_file_is_one_line_naming_it(tmp_path, capsys, name, content,
+                                                             problem):  # fmt: skip
+    from nmrnn.io import main
+
+    path = tmp_path / "mwg" / "lstm" / "seed0" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_npy_bytes() if content is None else content)
+    assert main(["--stamp", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {path}: ") and problem in err, err
+
+
 # ------------------------------------------------------------------ case 11: the package API
 
 
@@ -443,6 +473,14 @@ def test_case11_masked_mse_mask_non_negative_with_positive_sum():
 )
 def test_hostile_folders_refused(top, named):
     assert named in the_error(mwg_only(**top))
+
+
+def test_reference_testset_without_its_files_refused(tmp_path):
+    # a folder that exists but does not hold the test set would be skipped without a word
+    (tmp_path / "test_inputs.npy").write_bytes(b"")
+    message = the_error(mwg_only(reference_testset=str(tmp_path)))
+    assert message.startswith("reference_testset: ")
+    assert "has no test_outputs.npy, test_labels.npy" in message
 
 
 def test_hostile_figures_inside_results_still_allowed():

@@ -43,6 +43,12 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(
             f"model {kind!r} has no setting {unknown[0]!r}; its settings are {sorted(allowed)}"
         )
+    missing = sorted(MODELS[kind].required - set(settings))
+    if missing:
+        raise ConfigError(
+            f"model {kind!r} needs the setting{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)}"
+        )
     try:
         return MODELS[kind].build(**settings)
     except ConfigError:

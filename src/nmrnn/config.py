@@ -100,13 +100,27 @@ def validate(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> dic
         deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
         raise ConfigError(_describe(names[0] if names else deepest))
     _check_semantics(config)
-    if testset_given and not Path(config["reference_testset"]).is_dir():
-        raise ConfigError(
-            f"reference_testset: {config['reference_testset']!r} is not a folder here (it would "
-            f"be skipped without a word); give the folder of the authors' test set, or remove "
-            f"the key"
-        )
+    if testset_given:
+        _check_reference_testset(config["reference_testset"])
     return config
+
+
+def _check_reference_testset(folder: str) -> None:
+    """A reference_testset the config names must hold the test set's files: a folder that does
+    not would be skipped without a word (and claim 3-frozen-testset lose its rows)."""
+    from nmrnn.tasks.multitask import REFERENCE_FILES
+
+    if not Path(folder).is_dir():
+        raise ConfigError(
+            f"reference_testset: {folder!r} is not a folder here (it would be skipped without a "
+            f"word); give the folder of the authors' test set, or remove the key"
+        )
+    missing = [f for f in REFERENCE_FILES if not (Path(folder) / f).is_file()]
+    if missing:
+        raise ConfigError(
+            f"reference_testset: {folder!r} has no {', '.join(missing)} (the authors' test set "
+            f"is {', '.join(REFERENCE_FILES)}); give its folder, or remove the key"
+        )
 
 
 def _check_finite(node: Any, path: tuple = ()) -> None:

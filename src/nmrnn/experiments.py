@@ -245,6 +245,12 @@ def _archs(
                 kind = resolved["model"]
                 if resolved.get("N") == "match":
                     reference = _match_reference(name, settings, arch)
+                    try:  # a bad reference is named as itself, not as the arch sized to it
+                        build_model(own_settings(reference))
+                    except ConfigError as error:
+                        raise ConfigError(
+                            f"experiments.{name}.archs.{reference}: {error}"
+                        ) from None
                     resolved = match_size(resolved, own_settings(reference), U)
                 model = build_model(resolved)
         except ConfigError as error:

@@ -194,12 +194,15 @@ def check_identity(path: str | Path, found: Mapping[str, Any] | None, hint: str 
         )
 
 
-def _npz_problem(error: Exception) -> str:
+def npz_problem(error: Exception) -> str:
+    """What is wrong with a file that numpy could not read, from the error it raised."""
     detail = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, EOFError):
         return "the file is empty"
     if isinstance(error, zipfile.BadZipFile | zlib.error):
         return f"not a complete .npz archive, truncated or corrupt ({detail})"
+    if isinstance(error, TypeError) and "context manager" in detail:  # np.load gave an array
+        return "a single .npy array, not an .npz archive"
     if isinstance(error, ValueError) and "pickled" in detail:
         return "not an .npz archive of arrays (numpy read it as pickled object data)"
     return f"cannot be read as an .npz archive ({type(error).__name__}: {detail})"
@@ -218,14 +221,14 @@ def load_tree(path: str | Path, hint: str | None = None) -> dict:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-        raise unreadable(path, _npz_problem(error), hint) from error
+        raise unreadable(path, npz_problem(error), hint) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise unreadable(path, "a single .npy array, not an .npz archive", hint)
     try:
         with archive as f:
             tree = _unflatten({k: f[k] for k in f.files})
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        raise unreadable(path, _npz_problem(error), hint) from error
+        raise unreadable(path, npz_problem(error), hint) from error
     identity = tree.pop(IDENTITY, None)
     if identity is not None:
         identity = {k: v.item() for k, v in identity.items()}
@@ -246,7 +249,7 @@ def read_npz_meta(path: str | Path) -> dict:
     except KeyError as error:
         raise unreadable(path, "no 'meta' entry") from error
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-        raise unreadable(path, _npz_problem(error)) from error
+        raise unreadable(path, npz_problem(error)) from error
     try:
         return json.loads(text)
     except ValueError as error:
@@ -490,8 +493,11 @@ def stamp_identity(path: str | Path) -> str:
         raise ValueError(f"{path}: not a per-seed file of the pipeline's layout ({layout})")
     times = path.stat()
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        try:  # an .npy under the name: TypeError (no context manager)
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (EOFError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as error:
+            raise ValueError(f"{path}: {npz_problem(error)}") from error
         if any(k.startswith(f"{IDENTITY}/") for k in arrays):
             load_tree(path)
             return f"{path}: records its identity already"
@@ -501,7 +507,9 @@ def stamp_identity(path: str | Path) -> str:
         _atomic_savez(path, arrays)
     elif path.suffix == ".csv":
         lines = path.read_text().splitlines()
-        if lines and lines[0].split(",")[:3] == list(IDENTITY_COLUMNS):
+        if not lines:
+            raise ValueError(f"{path}: the file is empty")
+        if lines[0].split(",")[:3] == list(IDENTITY_COLUMNS):
             read_csv_checked(path)
             return f"{path}: records its identity already"
         who = f"{expected['experiment']},{expected['arch']},{expected['seed']}"
@@ -535,7 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             print(stamp_identity(path))
         except (OSError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
+            message = " ".join(str(error).split())
+            named = message if str(path) in message else f"{path}: {message}"
+            print(f"error: {named}", file=sys.stderr)
             return 1
     return 0
 

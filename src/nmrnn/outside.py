@@ -37,6 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ import pandas as pd
 from nmrnn import config as cfg
 from nmrnn.configfile import read_yaml
 from nmrnn.errors import ConfigError
+from nmrnn.io import npz_problem
 
 # Their parameter names -> this project's, per model of theirs. ``constants``: their initial
 # state's names (the same in both).
@@ -201,19 +204,27 @@ def read_manifest(run: Path) -> dict:
     return manifest
 
 
+# what numpy raises on a damaged file: empty (EOFError), truncated or corrupt archive
+_UNREADABLE = (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile, zlib.error)
+
+
 def _npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with np.load(path, allow_pickle=False) as f:  # an .npy here: TypeError (no context)
             return {k: np.asarray(f[k]) for k in f.files}
-    except (OSError, ValueError) as error:
-        raise OutsideError(f"outside file {path}: unreadable ({error})") from error
+    except _UNREADABLE as error:
+        raise OutsideError(f"outside file {path}: unreadable ({npz_problem(error)})") from error
 
 
 def _npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise OutsideError(f"outside file {path}: unreadable ({error})") from error
+        array = np.load(path, allow_pickle=False)
+    except _UNREADABLE as error:
+        raise OutsideError(f"outside file {path}: unreadable ({npz_problem(error)})") from error
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise OutsideError(f"outside file {path}: unreadable (an .npz archive, not one .npy array)")
+    return array
 
 
 def to_variables(manifest: Mapping[str, Any], params: Mapping[str, np.ndarray], initial) -> dict:
@@ -592,6 +603,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.refresh == (args.folder is not None):
         parser.error("give either a folder of exported runs or --refresh")
     try:
+        if args.docs:  # before any work: a page that cannot take the table stops nothing half-done
+            if not Path(args.docs).is_file():
+                raise OutsideError(f"{args.docs}: no such page for --docs")
+            docs_block(Path(args.docs).read_text(), args.docs)
         if args.refresh:
             if not Path(args.out).is_file():
                 raise OutsideError(f"{args.out}: no such file to refresh")

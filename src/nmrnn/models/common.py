@@ -51,6 +51,17 @@ class Model:
         hidden = {"parent", "name", "gradient", *self.fixed}
         return frozenset(f.name for f in dataclasses.fields(self.module) if f.name not in hidden)
 
+    @property
+    def required(self) -> frozenset[str]:
+        """The settings a config must give (the module's fields without a default)."""
+        return frozenset(
+            f.name
+            for f in dataclasses.fields(self.module)
+            if f.name in self.settings
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        )
+
     def build(self, **settings: Any) -> nn.Module:
         """The flax module with these settings (and the fixed ones)."""
         return self.module(**settings, **self.fixed)
