@@ -59,3 +59,12 @@ def test_bench_times_two_jobs_side_by_side(capsys):
     assert measured["jobs"] == 2
     assert len(measured["ms_per_seed_iter_jobs"]) == 2
     assert measured["ms_per_seed_iter"] == pytest.approx(sum(measured["ms_per_seed_iter_jobs"]) / 2)
+
+
+def test_a_config_with_nothing_to_time_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("experiments: {}\n")
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--config", str(empty)])
+    assert stop.value.code == 2
+    assert "no experiment with an architecture to time" in capsys.readouterr().err

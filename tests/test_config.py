@@ -3,6 +3,7 @@ before any data is generated or any job runs."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,19 @@ def test_a_model_without_its_required_settings_is_named():
     message = the_error(config)
     assert message.startswith("experiments.mwg.archs.nmrnn: model 'nmrnn' needs the settings")
     assert "'K', 'M'" in message
+
+
+def test_multitask_training_tasks_listed_once_each():
+    config = {"experiments": {"multitask": copy.deepcopy(PAPER["experiments"]["multitask"])}}
+    config["experiments"]["multitask"]["tasks"] = [0, 0]
+    assert the_error(config).startswith("experiments.multitask.tasks: [0, 0] has non-unique")
+
+
+def test_config_command_line_help(capsys):
+    from nmrnn.config import main
+
+    assert main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: python -m nmrnn.config")
 
 
 def test_match_reference_cycle_is_a_config_error_not_a_recursion():

@@ -142,6 +142,23 @@ def test_a_bad_block_is_named_in_one_line(text, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (("figures/claims.csv", b"a,b\n1,2\n"), "README.md: <!-- table:summary --> reads a column"),
+        (("figures/claims.csv", b""), "figures/claims.csv: not a readable CSV table"),
+        (("docs/results.md", b"\xff"), "docs/results.md: not UTF-8 text"),
+    ],
+)
+def test_a_damaged_table_or_document_is_one_line(copy, capsys, damage, message):
+    relative, content = damage
+    path = copy / relative
+    path.write_bytes(content if relative.endswith(".csv") else path.read_bytes() + content)
+    assert doctables.main([str(copy), "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err, err
+
+
 def anchors(path: Path) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
     headings = re.findall(r"^#+ (.+)$", FENCE.sub("", path.read_text()), re.MULTILINE)

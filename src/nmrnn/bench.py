@@ -527,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiments = config["experiments"]
     seed_counts = args.seeds
     rows = _select(paper_rows(experiments), args.only)
+    if not rows:
+        parser.error(f"--config {args.config}: no experiment with an architecture to time")
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     if args.compare:

@@ -300,9 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     paths = sys.argv[1:] if argv is None else argv
+    usage = "usage: python -m nmrnn.config config.yaml [overlay.yaml ...]"
     if not paths:
-        print("usage: python -m nmrnn.config config.yaml [overlay.yaml ...]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
+    if paths[0] in ("-h", "--help"):
+        print(f"{usage}\nMerges the files in order (as Snakemake's --configfile does) and "
+              "validates them; one line names what is wrong.")  # fmt: skip
+        return 0
     try:
         merged: dict = {}
         for path in paths:

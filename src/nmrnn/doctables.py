@@ -70,7 +70,11 @@ def read(root: Path, relative: str) -> pd.DataFrame:
     path = root / relative
     if not path.is_file():
         raise DocTableError(f"{relative}: no such table (run the pipeline that writes it)")
-    return pd.read_csv(path)
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        detail = " ".join(str(error).split())
+        raise DocTableError(f"{relative}: not a readable CSV table ({detail})") from None
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -206,8 +210,8 @@ def summary(root: Path, arg: str | None) -> str:
     where an outside check exists, the authors' own code."""
     matched = read(root, "figures/claims.csv")
     authors = read(root, "figures/authors/claims.csv")
-    outside_path = root / "figures/outside.csv"
-    outside = pd.read_csv(outside_path) if outside_path.is_file() else None
+    has_outside = (root / "figures/outside.csv").is_file()
+    outside = read(root, "figures/outside.csv") if has_outside else None
     statements = dict(zip(matched["claim"], matched["statement"], strict=True))
     rows = [
         [
@@ -574,7 +578,13 @@ def render(text: str, root: Path, source: str = "<text>") -> str:
         if name not in TABLES:
             raise DocTableError(f"{source}: unknown table {name!r} (known: {', '.join(TABLES)})")
         opening = f"<!-- table:{name}{' ' + arg if arg else ''} -->"
-        return f"{opening}\n{TABLES[name](root, arg)}<!-- /table -->"
+        try:
+            table = TABLES[name](root, arg)
+        except KeyError as error:  # a table without a column this block reads
+            raise DocTableError(
+                f"{source}: {opening} reads a column its table lacks: {error}"
+            ) from None
+        return f"{opening}\n{table}<!-- /table -->"
 
     return BLOCK.sub(rewrite, text)
 
@@ -584,13 +594,23 @@ def documents(root: Path) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
+def text_of(path: Path) -> str:
+    """A document's text (DocTableError naming it if it is not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DocTableError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
 def stale(root: Path) -> list[Path]:
     """The documents whose generated blocks differ from their tables."""
     return [
         path
         for path in documents(root)
         if path.is_file()
-        and render(path.read_text(), root, str(path.relative_to(root))) != path.read_text()
+        and render(text_of(path), root, str(path.relative_to(root))) != text_of(path)
     ]
 
 
@@ -610,10 +630,11 @@ def main(argv: list[str] | None = None) -> int:
         changed = stale(root)
         if not args.check:
             for path in changed:
-                path.write_text(render(path.read_text(), root, str(path.relative_to(root))))
+                path.write_text(render(text_of(path), root, str(path.relative_to(root))))
     except DocTableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
     for path in changed:
         action = "stale" if args.check else "rewritten"
         print(f"{path.relative_to(root)}: {action}", file=sys.stderr if args.check else sys.stdout)
