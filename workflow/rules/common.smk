@@ -340,7 +340,8 @@ PROTOCOLS_DIR = PROTOCOLS["output_dir"].rstrip("/")
 # rule would write an empty table into the committed figures/.
 NO_COMPARISONS = (
     "target 'protocols' needs a profile that names the comparisons, e.g. snakemake --profile "
-    "profiles/protocols/eft protocols (or profiles/protocols/mwg, /multitask, profiles/seeds); "
+    "profiles/protocols/eft protocols (or profiles/protocols/mwg, /multitask, /multitask-data, "
+    "profiles/seeds, profiles/seeds-authors, profiles/extension); "
     "this config names none"
 )
 
