@@ -94,6 +94,25 @@ def test_local_profiles_plan(profile, target, expected):
     assert job_counts(result.stdout + result.stderr)["train"] == expected
 
 
+def test_a_costlier_training_step_goes_first():
+    """Among transfers, the authors' LR-RNN on its whole pool of 1000 trials (10 batches a step,
+    ~50 min a seed) is started before the NM-RNN's transfers (~5 min), so it does not end a
+    run alone on one core."""
+    result = snakemake("-n", "--forceall", "--profile", "profiles/protocols/multitask-data",
+                       "protocols")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    priority = {}
+    for block in re.split(r"\n(?=rule \w+:)", result.stdout + result.stderr):
+        if block.startswith("rule train:"):
+            wildcards = re.search(r"wildcards: experiment=(\w+), arch=(\w+)", block).groups()
+            priority.setdefault(wildcards, set()).add(int(re.search(r"priority: (\d+)", block)[1]))
+    full_batch = priority[("multitask_transfer_data", "lrrnn")]
+    for nm in ("multitask_transfer_data", "multitask_transfer_nm_noisefree"):
+        assert min(full_batch) > max(priority[(nm, "nmrnn")])
+    # a stage 1 (which transfers start from) still goes before any transfer
+    assert min(priority[("multitask_data", "nmrnn")]) > max(full_batch)
+
+
 @pytest.mark.parametrize(
     "bad, named",
     [

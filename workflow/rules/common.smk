@@ -119,14 +119,32 @@ DATA_PRIORITY = 3 * 10**9
 SCORE_PRIORITY = DATA_PRIORITY
 
 
+def batch_factor(exp, arch):
+    """How many of the experiment's batches one training step of ``arch`` runs: 1, except for
+    an architecture whose data settings give it another batch (the authors' LR-RNN transfer on
+    its whole pool, ``batch: full``: 10 batches of 100), which costs that much more a step.
+    """
+    data = exp["archs"][arch].get("data") or {}
+    batch = data.get("batch")
+    if batch is None:
+        return 1
+    if batch == "full":
+        tasks = len(exp.get("tasks", [0, 1, 2]))
+        batch = (
+            data.get("pool_trials") or exp.get("pool") or exp["pool_per_task"] * tasks
+        )
+    return max(1, round(int(batch) / exp.get("batch", 100)))
+
+
 def train_priority(wildcards):
     """Longest chain first, so both cores stay busy to the end: a block another experiment
-    starts from, then a block that starts from one, then the rest; within each, more training
-    steps first (steps x seeds in the block)."""
+    starts from, then a block that starts from one, then the rest; within each, the costliest
+    first (steps x seeds in the block x batches per step)."""
     exp = EXPERIMENTS[wildcards.experiment]
     tier = 2 if wildcards.experiment in SOURCES else 1 if "pretrained" in exp else 0
     seeds = len(block_seeds(wildcards))
-    return tier * 10**9 + run_steps(exp, wildcards.arch) * seeds
+    cost = run_steps(exp, wildcards.arch) * seeds * batch_factor(exp, wildcards.arch)
+    return tier * 10**9 + cost
 
 
 def block_seeds(wildcards):
