@@ -201,11 +201,33 @@ def npz_problem(error: Exception) -> str:
         return "the file is empty"
     if isinstance(error, zipfile.BadZipFile | zlib.error):
         return f"not a complete .npz archive, truncated or corrupt ({detail})"
-    if isinstance(error, TypeError) and "context manager" in detail:  # np.load gave an array
-        return "a single .npy array, not an .npz archive"
     if isinstance(error, ValueError) and "pickled" in detail:
         return "not an .npz archive of arrays (numpy read it as pickled object data)"
     return f"cannot be read as an .npz archive ({type(error).__name__}: {detail})"
+
+
+class NpzProblem(ValueError):
+    """An .npz file that cannot be read; the message says what is wrong with it (not its path)."""
+
+
+# what numpy raises on a damaged .npz file: empty (EOFError), truncated or corrupt archive
+_NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive (read with ``allow_pickle=False``), or NpzProblem saying
+    what is wrong (:func:`npz_problem`; a single .npy array under the name included)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as error:
+        raise NpzProblem(npz_problem(error)) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise NpzProblem("a single .npy array, not an .npz archive")
+    try:
+        with archive as f:
+            return {k: f[k] for k in f.files}
+    except _NPZ_ERRORS as error:
+        raise NpzProblem(npz_problem(error)) from error
 
 
 def load_tree(path: str | Path, hint: str | None = None) -> dict:
@@ -219,15 +241,10 @@ def load_tree(path: str | Path, hint: str | None = None) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"missing file {path}")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-        raise unreadable(path, npz_problem(error), hint) from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise unreadable(path, "a single .npy array, not an .npz archive", hint)
-    try:
-        with archive as f:
-            tree = _unflatten({k: f[k] for k in f.files})
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        tree = _unflatten(npz_arrays(path))
+    except NpzProblem as problem:
+        raise unreadable(path, str(problem), hint) from problem
+    except (ValueError, KeyError) as error:  # entries that do not form a tree
         raise unreadable(path, npz_problem(error), hint) from error
     identity = tree.pop(IDENTITY, None)
     if identity is not None:
@@ -493,11 +510,10 @@ def stamp_identity(path: str | Path) -> str:
         raise ValueError(f"{path}: not a per-seed file of the pipeline's layout ({layout})")
     times = path.stat()
     if path.suffix == ".npz":
-        try:  # an .npy under the name: TypeError (no context manager)
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (EOFError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as error:
-            raise ValueError(f"{path}: {npz_problem(error)}") from error
+        try:
+            arrays = npz_arrays(path)
+        except NpzProblem as problem:
+            raise ValueError(f"{path}: {problem}") from problem
         if any(k.startswith(f"{IDENTITY}/") for k in arrays):
             load_tree(path)
             return f"{path}: records its identity already"

@@ -49,7 +49,7 @@ import pandas as pd
 from nmrnn import config as cfg
 from nmrnn.configfile import read_yaml
 from nmrnn.errors import ConfigError
-from nmrnn.io import npz_problem
+from nmrnn.io import NpzProblem, npz_arrays, npz_problem
 
 # Their parameter names -> this project's, per model of theirs. ``constants``: their initial
 # state's names (the same in both).
@@ -204,22 +204,17 @@ def read_manifest(run: Path) -> dict:
     return manifest
 
 
-# what numpy raises on a damaged file: empty (EOFError), truncated or corrupt archive
-_UNREADABLE = (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile, zlib.error)
-
-
 def _npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:  # an .npy here: TypeError (no context)
-            return {k: np.asarray(f[k]) for k in f.files}
-    except _UNREADABLE as error:
-        raise OutsideError(f"outside file {path}: unreadable ({npz_problem(error)})") from error
+        return npz_arrays(path)
+    except NpzProblem as problem:
+        raise OutsideError(f"outside file {path}: unreadable ({problem})") from problem
 
 
 def _npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except _UNREADABLE as error:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
         raise OutsideError(f"outside file {path}: unreadable ({npz_problem(error)})") from error
     if not isinstance(array, np.ndarray):
         array.close()
