@@ -8,6 +8,7 @@ from nmrnn.config import scaled_experiments, seed_blocks
 from nmrnn.experiments import data_settings
 from nmrnn.config import validate as validate_config
 from nmrnn.figures import REGISTRY
+from nmrnn.tasks import get_task
 from nmrnn.steps import run_steps
 from nmrnn import invocations
 
@@ -124,16 +125,9 @@ def batch_factor(exp, arch):
     an architecture whose data settings give it another batch (the authors' LR-RNN transfer on
     its whole pool, ``batch: full``: 10 batches of 100), which costs that much more a step.
     """
-    data = exp["archs"][arch].get("data") or {}
-    batch = data.get("batch")
-    if batch is None:
-        return 1
-    if batch == "full":
-        tasks = len(exp.get("tasks", [0, 1, 2]))
-        batch = (
-            data.get("pool_trials") or exp.get("pool") or exp["pool_per_task"] * tasks
-        )
-    return max(1, round(int(batch) / exp.get("batch", 100)))
+    task = get_task(exp["task"])
+    trials = task.trials_per_step(exp, arch)
+    return 1 if trials is None else max(1, round(trials / task.trials_per_step(exp)))
 
 
 def train_priority(wildcards):

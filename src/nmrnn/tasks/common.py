@@ -211,6 +211,12 @@ class Task:
         """Whether ``batch_fn`` reads ``data["fixed_key"]`` (one noise draw kept all run)."""
         return False
 
+    def trials_per_step(self, exp: Mapping[str, Any], arch: str | None = None) -> int | None:
+        """Trials one training step of ``arch`` (None: of the experiment's own batch) runs, for
+        tasks whose architectures may draw different batches; None: every architecture of the
+        experiment runs the same."""
+        return None
+
     def x_inputs(self, exp: Mapping[str, Any]) -> int | None:
         """With ``context_to_z_only``: how many leading input channels drive x (the rest, the
         context, drive only z); None: the task has no context channels."""

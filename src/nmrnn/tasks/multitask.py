@@ -412,6 +412,12 @@ class _FourTaskSet(Task):
     def pool_size(self, exp) -> int:
         raise NotImplementedError
 
+    def trials_per_step(self, exp, arch=None):
+        proto = data_protocol(exp, arch)
+        if proto["batch"] == "full":  # the whole pool the architecture sees
+            return int(proto["pool_trials"] or self.pool_size(exp))
+        return int(proto["batch"])
+
     def check_data_protocol(self, exp, data, where):
         """No more trials than the pool."""
         pool = self.pool_size(exp)
