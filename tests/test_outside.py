@@ -129,18 +129,27 @@ def test_multitask_transfer_both_test_sets(base, tmp_path):
         assert got["percent_correct_arctan"] == row["percent_correct_arctan"]
 
 
-def test_placement_among_project_seeds(base, tmp_path):
+def _seed_table(folder, values):
+    folder.mkdir(exist_ok=True)
+    frame = pd.DataFrame({"experiment": "eft", "arch": "lstm", "seed": range(len(values)),
+                          "checkpoint": "final", "mse": values, "n_parameters": 490})  # fmt: skip
+    frame.to_csv(folder / "eft.csv", index=False)
+
+
+def _lstm_run(base, tmp_path):
+    """One exported EFT LSTM run in ``tmp_path/runs``, and the MSE this project scores it at."""
     model, variables, _ = _own_network(base, "eft", "lstm")
     inputs = np.zeros((2, 26, 1), np.float32)
     man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
     _write_run(tmp_path / "runs", "r", man, model, variables, inputs, ("final",))
-    value = _expected(base, "eft", "lstm", variables)["mse"].iloc[0]
+    return _expected(base, "eft", "lstm", variables)["mse"].iloc[0]
+
+
+def test_placement_among_project_seeds(base, tmp_path):
+    value = _lstm_run(base, tmp_path)
     refs = tmp_path / "authors"
-    refs.mkdir()
     seeds = [value * 0.5, value * 0.9, value * 2.0, value * 3.0]
-    frame = pd.DataFrame({"experiment": "eft", "arch": "lstm", "seed": range(4),
-                          "checkpoint": "final", "mse": seeds, "n_parameters": 490})  # fmt: skip
-    frame.to_csv(refs / "eft.csv", index=False)
+    _seed_table(refs, seeds)
     table = outside.outside_table(tmp_path / "runs", CONFIG, OVERLAY, references={"authors": refs})
     row = table.iloc[0]
     assert row["authors_n"] == 4 and row["authors_below"] == 2 and row["authors_place"] == "inside"
@@ -149,19 +158,8 @@ def test_placement_among_project_seeds(base, tmp_path):
     assert outside.placement(value * 9, np.array(seeds))["place"] == "above"
 
 
-def _seed_table(folder, values):
-    folder.mkdir(exist_ok=True)
-    frame = pd.DataFrame({"experiment": "eft", "arch": "lstm", "seed": range(len(values)),
-                          "checkpoint": "final", "mse": values, "n_parameters": 490})  # fmt: skip
-    frame.to_csv(folder / "eft.csv", index=False)
-
-
 def test_refresh_places_the_same_values_among_new_seeds(base, tmp_path):
-    model, variables, _ = _own_network(base, "eft", "lstm")
-    inputs = np.zeros((2, 26, 1), np.float32)
-    man = {"claim": "4", "experiment": "eft", "arch": "lstm", "authors_model": "eft_lstm", "key": 0}
-    _write_run(tmp_path / "runs", "r", man, model, variables, inputs, ("final",))
-    value = _expected(base, "eft", "lstm", variables)["mse"].iloc[0]
+    value = _lstm_run(base, tmp_path)
     refs = {"authors": tmp_path / "a", "matched": tmp_path / "m"}
     _seed_table(refs["authors"], [value * 0.5, value * 2.0])
     _seed_table(refs["matched"], [value * 3.0, value * 4.0, value * 5.0])

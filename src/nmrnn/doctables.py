@@ -606,11 +606,11 @@ def text_of(path: Path) -> str:
 
 def stale(root: Path) -> list[Path]:
     """The documents whose generated blocks differ from their tables."""
+    texts = {path: text_of(path) for path in documents(root) if path.is_file()}
     return [
         path
-        for path in documents(root)
-        if path.is_file()
-        and render(text_of(path), root, str(path.relative_to(root))) != text_of(path)
+        for path, text in texts.items()
+        if render(text, root, str(path.relative_to(root))) != text
     ]
 
 
